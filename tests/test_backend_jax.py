@@ -1,0 +1,44 @@
+"""The builders use keras.layers / keras.ops only, so they run on the JAX backend: in a
+subprocess with KERAS_BACKEND=jax, one model of every family does a forward pass and one
+training step."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    import keras
+    assert keras.backend.backend() == "jax", keras.backend.backend()
+    import keras_convnets as kc
+    from keras_convnets import registry
+    done = {}
+    for family in kc.list_families():
+        name = min(kc.list_models(family), key=lambda n: registry.get(n).ref_params or 0)
+        spec = registry.get(name)
+        side = spec.test_size or spec.default_size
+        model = kc.build(name, input_shape=(side, side, spec.channels), classes=3)
+        x = np.random.default_rng(0).uniform(size=(2, side, side, spec.channels)).astype("float32")
+        assert model(x, training=False).shape == (2, 3)
+        model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+        loss = float(model.train_on_batch(x, np.array([0, 1])))
+        assert np.isfinite(loss), (name, loss)
+        done[family] = name
+    print("RESULT " + json.dumps(done))
+    """
+)
+
+
+def test_one_model_per_family_runs_on_jax():
+    import keras_convnets as kc
+
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")][-1]
+    done = json.loads(line[len("RESULT "):])
+    assert sorted(done) == kc.list_families()
