@@ -9,6 +9,7 @@ data -- or anything ``model.fit`` accepts, passed through unchanged.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Sequence
 
@@ -105,7 +106,8 @@ class SearchHyperModel(kt.HyperModel):
     def describe(self, hp) -> dict:
         """Columns of the results table for a trial with these hyperparameter values."""
         values = dict(hp.values)
-        return {k: values[k] for k in ("optimizer", "learning_rate", "dropout") if k in values}
+        return {k: round(values[k], 6) if isinstance(values[k], float) else values[k]
+                for k in ("optimizer", "learning_rate", "dropout") if k in values}
 
 
 # ----------------------------------------------------------------------------- family
@@ -318,6 +320,11 @@ class NasnetHyperModel(SearchHyperModel):
 
     def describe(self, hp):
         values = dict(hp.values)
+        cells = spaces.cells_from_values(values)
+        drawing = {}
+        for cell in spaces.CELLS:
+            drawing[cell] = cells[cell]
+            drawing[f"{cell}_concat"] = spaces.cell_concat(cells[cell])
         return {
             "model": f"nas_network(N={self.num_cells},F={self.filters})",
             "family": "nas",
@@ -326,7 +333,7 @@ class NasnetHyperModel(SearchHyperModel):
             "filters": self.filters,
             "op_set": self.op_set,
             "genotype": str(spaces.genotype_from_values(values, self.op_set)),
-            "genotype_hps": spaces.genotype_text(values),
+            "cells": json.dumps(drawing, separators=(",", ":")),
             **super().describe(hp),
         }
 

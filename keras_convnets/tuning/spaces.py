@@ -157,5 +157,6 @@ def declare_training(hp, tune: bool = True, defaults: dict | None = None) -> dic
     return {
         "optimizer": hp.Choice("optimizer", list(OPTIMIZERS), default=fixed["optimizer"]),
         "learning_rate": hp.Float("learning_rate", 1e-4, 1e-1, sampling="log", default=fixed["learning_rate"]),
-        "dropout": hp.Float("dropout", 0.0, 0.5, step=0.1, default=fixed["dropout"]),
+        # Rounded: keras-tuner's stepped floats accumulate (0.30000000000000004).
+        "dropout": round(hp.Float("dropout", 0.0, 0.5, step=0.1, default=fixed["dropout"]), 6),
     }
