@@ -138,3 +138,35 @@ def test_random_genotypes_roundtrip_through_hyperparameters():
     for block in spaces.BLOCKS:
         assert set(spaces.block_inputs(block)) == set(spaces.STATES[: spaces.STATES.index(block)])
 
+
+
+def test_hypermodel_and_evolution_in_a_plain_keras_tuner_tuner(toy, tmp_path):
+    """No CLI, no cost mixin: keras-tuner's own Tuner drives the oracle and the hypermodel."""
+    hm = tuning.FamilyHyperModel([toy], classes=10, resolutions=[16], widths=(0.5, 1.0, 0.5), tune_training=False)
+    oracle = tuning.RegularizedEvolution(objective=kt.Objective("val_accuracy", "max"), max_trials=2,
+                                         population_size=1, sample_size=1, seed=0)
+    tuner = kt.Tuner(oracle=oracle, hypermodel=hm, directory=tmp_path, project_name="plain")
+    tuner.search(tuning.digits_data(train_examples=64), epochs=1, verbose=0)
+    assert [t.status for t in oracle.trials.values()] == ["COMPLETED", "COMPLETED"]
+    assert oracle.lineage["1"]["parent"] == "0"
+    assert tuner.get_best_models(1)[0].output_shape == (None, 10)
+
+
+def test_a_recorded_trial_is_not_run_again(toy, tmp_path):
+    """A process killed after a trial's row was written but before the oracle heard of it: on
+    resume keras-tuner re-offers the trial; its recorded metrics are returned, nothing retrains."""
+
+    class NoFit(tuning.FamilyHyperModel):
+        def fit(self, *args, **kwargs):
+            raise AssertionError("a recorded trial must not be trained again")
+
+    class Recorded(Rows):
+        def lookup(self, trial_id):
+            return {"val_accuracy": 0.5, "params": 10.0, "macs": 20.0}
+
+    rows = Recorded()
+    tuner = tuning.make_tuner("random", NoFit([toy], classes=10, resolutions=[16]), max_trials=1, seed=0,
+                              directory=tmp_path, recorder=rows)
+    tuner.search(tuning.digits_data(train_examples=32), epochs=1, verbose=0)
+    trial = tuner.oracle.get_trial("0")
+    assert trial.status == "COMPLETED" and trial.score == 0.5 and rows.rows == {}
