@@ -200,10 +200,13 @@ def build_report(directory) -> Path:
     cells = _best_cells(df, meta) if space == "nasnet" else None
     if cells is not None:
         best, genotype = cells
-        body = Markup('<div class="figs">{}{}</div><p class="note">Genotype: <code>{}</code></p>').format(
-            cell_svg(genotype["normal"], genotype["normal_concat"], "normal cell"),
-            cell_svg(genotype["reduction"], genotype["reduction_concat"], "reduction cell"),
-            best.get("genotype", ""))
+        if "reduction" in genotype:
+            drawings = [cell_svg(genotype["normal"], genotype["normal_concat"], "normal cell"),
+                        cell_svg(genotype["reduction"], genotype["reduction_concat"], "reduction cell")]
+        else:  # one shared cell (PNAS), strided at the reductions
+            drawings = [cell_svg(genotype["normal"], genotype["normal_concat"], "cell (normal; strided at reductions)")]
+        body = Markup('<div class="figs">{}</div><p class="note">Genotype: <code>{}</code></p>').format(
+            Markup("").join(drawings), best.get("genotype", ""))
         sections.append(Section(f"Best cells (trial {best['trial_id']})", body,
                                 "h0 is the previous cell's output, h1 the output two cells back; each block adds "
                                 "two ops of earlier states; the unused blocks are concatenated."))

@@ -77,6 +77,7 @@ SETTINGS: dict[str, tuple[str, Any, Any]] = {
     "num_cells": ("space", int, 1),
     "filters": ("space", int, 8),
     "stem": ("space", str, "cifar"),
+    "shared_cell": ("space", bool, None),
     # [data]
     "dataset": ("data", str, "digits"),
     "data_dir": ("data", str, None),
@@ -94,7 +95,7 @@ TABLES = sorted({t for t, _, _ in SETTINGS.values() if t})
 # Settings that define what a search is: a --resume must not change them.
 DEFINING = ("space", "algorithm", "population", "sample", "identity_probability", "objective", "max_macs",
             "target_macs", "macs_weight", "models", "widths", "depths", "resolutions", "tune_training", "base",
-            "target", "alphas", "betas", "op_set", "num_cells", "filters", "stem", "dataset", "train_examples",
+            "target", "alphas", "betas", "op_set", "num_cells", "filters", "stem", "shared_cell", "dataset", "train_examples",
             "resolution", "epochs", "batch_size", "optimizer", "learning_rate", "dropout", "seed")
 STUDIES_DIR = Path(__file__).resolve().parents[2] / "studies"
 
@@ -426,7 +427,8 @@ def make_hypermodel(s: dict, classes: int):
         return tuning.CompoundHyperModel(s["base"], classes, resolution=s["resolution"], target=s["target"],
                                          alphas=s["alphas"], betas=s["betas"], **common)
     return tuning.NasnetHyperModel(classes, op_set=s["op_set"], num_cells=s["num_cells"], filters=s["filters"],
-                                   resolution=s["resolution"], stem=s["stem"], **common)
+                                   resolution=s["resolution"], stem=s["stem"], shared_cell=s["shared_cell"],
+                                   **common)
 
 
 def distributed_role() -> str | None:
