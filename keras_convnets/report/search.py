@@ -143,7 +143,7 @@ def _fig_progress(curve, objective: str):
 # ----------------------------------------------------------------------------- page
 TABLE_COLUMNS = ["trial_id", "status", "model", "width", "depth", "resolution", "alpha", "beta", "gamma",
                  "optimizer", "learning_rate", "dropout", "params", "macs", "val_accuracy", "test_accuracy",
-                 "score", "train_seconds", "images_per_second", "worker", "genotype", "message"]
+                 "score", "train_seconds", "images_per_second", "worker", "genotype", "error"]
 
 
 def build_report(directory) -> Path:

@@ -344,7 +344,7 @@ class ResultsRecorder:
             return None
         row = rows[0]
         if row["status"] == "failed":
-            raise kt.errors.FailedTrialError(f"recorded as failed before the resume: {row.get('message', '')}")
+            raise kt.errors.FailedTrialError(f"recorded as failed before the resume: {row.get('error', '')}")
         metrics = {}
         for key in ("params", "macs", "val_accuracy", "val_loss", "accuracy", "loss", "test_accuracy",
                     "train_seconds", "images_per_second", "mnas_score"):
@@ -377,9 +377,15 @@ class ResultsRecorder:
             "mnas_score": metrics.get("mnas_score"),
             "worker": self.tuner_id,
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            "message": message,
+            # As study scale's rows: the trained model (for `study export DIR --trial ID`), the error.
+            "weights": self._weights(trial_id) if status == "ok" else None,
+            "error": message,
         }
         return row
+
+    def _weights(self, trial_id: str) -> str | None:
+        rel = f"{TRIALS_DIR}/{trial_id}.keras"
+        return rel if (self.store.dir / rel).exists() else None
 
     def record(self, trial_id: str, hp, metrics: dict, status: str, message: str = "") -> None:
         row = self.row(trial_id, hp, metrics, status, message)
@@ -443,6 +449,7 @@ def distributed_role() -> str | None:
     return "chief" if dist_utils.is_chief_oracle() else "worker"
 
 
+TRIALS_DIR = "trials"
 OWNED = ("results.csv", ".results.lock", "study.json", "evolution.json", "index.html", "tuner", "trials")
 
 
@@ -521,7 +528,7 @@ def run(args: argparse.Namespace) -> int:
             population_size=s["population"], sample_size=s["sample"], max_epochs=s["epochs"], directory=str(out),
             project_name="tuner", overwrite=False, distribution_strategy=_strategy(s["strategy"]),
             identity_probability=s["identity_probability"], max_macs=s["max_macs"], mnas_target=s["target_macs"],
-            mnas_weight=s["macs_weight"], recorder=recorder, models_dir=out / "trials",
+            mnas_weight=s["macs_weight"], recorder=recorder, models_dir=out / TRIALS_DIR,
         )
     except RuntimeError as e:  # keras-tuner's "Error reloading Oracle" and the like
         raise StudyError(str(e).splitlines()[0]) from None

@@ -147,8 +147,7 @@ class CostAwareMixin:
         if evaluate is not None and args:
             metrics.update(evaluate(hp, model, args[0]))
         if self.models_dir is not None:
-            self.models_dir.mkdir(parents=True, exist_ok=True)
-            model.save(self.models_dir / f"{trial.trial_id}.keras")
+            _save_atomic(model, self.models_dir / f"{trial.trial_id}.keras")
         return metrics
 
     def run_trial(self, trial, *args, **kwargs):
@@ -171,6 +170,14 @@ class CostAwareMixin:
         if self.recorder is not None:
             self.recorder.record(trial.trial_id, trial.hyperparameters, metrics, status)
         return metrics
+
+
+def _save_atomic(model, path: Path) -> None:
+    """Save via a temporary file and ``os.replace``: a killed process never leaves half a model."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
 
 
 class SearchTuner(CostAwareMixin, kt.Tuner):
