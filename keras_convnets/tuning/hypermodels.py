@@ -348,3 +348,19 @@ def cost(model) -> dict:
 
     return {"params": int(model.count_params()), "macs": int(count_macs(model))}
 
+
+
+def best_trial(directory, objective_column: str = "score") -> dict:
+    """The finished trial with the best score in a search folder's ``results.csv`` (its row:
+    for the nasnet space ``row["genotype"]`` feeds :meth:`NasnetHyperModel.full_size`)."""
+    import csv
+    from pathlib import Path
+
+    path = Path(directory) / "results.csv"
+    if not path.exists():
+        raise ValueError(f"{str(directory)!r} has no results.csv: not a search folder")
+    with open(path, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("status") == "ok" and r.get(objective_column) not in (None, "")]
+    if not rows:
+        raise ValueError(f"no finished trial with a {objective_column} in {str(path)!r}")
+    return max(rows, key=lambda r: float(r[objective_column]))
