@@ -532,6 +532,9 @@ def run(args: argparse.Namespace) -> int:
         )
     except RuntimeError as e:  # keras-tuner's "Error reloading Oracle" and the like
         raise StudyError(str(e).splitlines()[0]) from None
+    except json.JSONDecodeError as e:  # a keras-tuner state file cut short by a kill mid-write
+        raise StudyError(f"keras-tuner's project in {out / 'tuner'} is damaged ({e}); "
+                         "start again with --overwrite") from None
     verbose = 0 if args.quiet else 1
     started = time.perf_counter()
     print(f"search {s['name']}: space {s['space']}, {s['algorithm']}, {s['max_trials']} trials"
