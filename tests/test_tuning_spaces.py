@@ -105,7 +105,7 @@ def test_budget_and_costs_in_every_trial(toy, tmp_path):
     Pareto front is real); under it: trained, evaluated on the test split, saved for export."""
     data = tuning.digits_data(train_examples=64, seed=0)
     hm = tuning.FamilyHyperModel([toy], classes=10, resolutions=[16], widths=(0.5, 1.0, 0.5),
-                                 depths=(0.5, 1.0, 0.5), tune_training=False)
+                                 depths=(0.5, 1.0, 0.5), tune_training=False, run_eagerly=True)
     budget = 30_000  # width 0.5 at 16 px fits, width 1.0 does not
     rows = Rows()
     tuner = tuning.make_tuner("random", hm, max_trials=4, seed=3, directory=tmp_path, recorder=rows,
@@ -142,7 +142,8 @@ def test_random_genotypes_roundtrip_through_hyperparameters():
 
 def test_hypermodel_and_evolution_in_a_plain_keras_tuner_tuner(toy, tmp_path):
     """No CLI, no cost mixin: keras-tuner's own Tuner drives the oracle and the hypermodel."""
-    hm = tuning.FamilyHyperModel([toy], classes=10, resolutions=[16], widths=(0.5, 1.0, 0.5), tune_training=False)
+    hm = tuning.FamilyHyperModel([toy], classes=10, resolutions=[16], widths=(0.5, 1.0, 0.5), tune_training=False,
+                                 run_eagerly=True)
     oracle = tuning.RegularizedEvolution(objective=kt.Objective("val_accuracy", "max"), max_trials=2,
                                          population_size=1, sample_size=1, seed=0)
     tuner = kt.Tuner(oracle=oracle, hypermodel=hm, directory=tmp_path, project_name="plain")

@@ -84,9 +84,10 @@ class SearchHyperModel(kt.HyperModel):
         return model.fit(data, *args, **kwargs)
 
     def evaluate(self, hp, model, data) -> dict:
-        """Test accuracy (evaluated once, after training) and inference throughput: the data's
-        own measure when it has one (the study's), else images per second of ``predict`` on up to
-        256 test images, timed after a warm-up call so that graph tracing is not counted."""
+        """Test accuracy (evaluated once, after training) and inference throughput of the compiled
+        (graph) model: the data's own measure when it has one (the study's), else images per
+        second of ``predict`` on up to 256 test images, timed after a warm-up call so that graph
+        tracing is not counted."""
         if not isinstance(data, SearchData):
             return {}
         test = data.at(model.input_shape).test
@@ -95,6 +96,9 @@ class SearchHyperModel(kt.HyperModel):
         result = model.evaluate(*_fit_inputs(test), verbose=0, return_dict=True,
                                 **({"batch_size": self.batch_size} if isinstance(test, tuple) else {}))
         out = {"test_accuracy": float(result["accuracy"])}
+        # Throughput is the compiled model's, however the trial was trained.
+        model.run_eagerly = False
+        model.predict_function = None
         if data.throughput is not None:
             out["images_per_second"] = float(data.throughput(model))
         elif isinstance(test, tuple):
