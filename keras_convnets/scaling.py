@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["round_filters", "round_repeats", "check_multiplier"]
+__all__ = ["round_filters", "round_repeats", "check_multiplier", "CompoundScaling", "grid", "scaled_build_args", "round_resolution"]
 
 
 def check_multiplier(name: str, value: float) -> float:
@@ -37,3 +37,115 @@ def round_filters(filters: int, width_multiplier: float = 1.0, divisor: int = 8)
 def round_repeats(repeats: int, depth_multiplier: float = 1.0) -> int:
     """Repeats x depth, rounded up (EfficientNet's ``round_repeats``); at least one."""
     return max(1, int(math.ceil(depth_multiplier * repeats)))
+
+
+# ----------------------------------------------------------------------------- compound scaling
+DEFAULT_TARGET = 2.0
+DEFAULT_TOLERANCE = 0.05
+
+
+def _coefficient(name: str, value: float) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number >= 1, got {value!r}") from None
+    if not math.isfinite(v) or v < 1.0:
+        raise ValueError(f"{name} must be >= 1 (EfficientNet, Eq. 3: alpha, beta, gamma >= 1), got {value!r}")
+    return v
+
+
+class CompoundScaling:
+    """EfficientNet's compound scaling (Tan & Le 2019, Sec. 3.3, Eq. 3): depth ``d = alpha**phi``,
+    width ``w = beta**phi``, resolution ``r = gamma**phi``, subject to
+    ``alpha * beta**2 * gamma**2 ~= target`` (2 in the paper) so that MACs grow about
+    ``target**phi``. The paper's grid search on B0 found alpha=1.2, beta=1.1, gamma=1.15 (product
+    1.92). ``tolerance`` is relative to ``target``."""
+
+    def __init__(self, alpha: float = 1.2, beta: float = 1.1, gamma: float = 1.15, *,
+                 target: float = DEFAULT_TARGET, tolerance: float = DEFAULT_TOLERANCE):
+        self.alpha = _coefficient("alpha", alpha)
+        self.beta = _coefficient("beta", beta)
+        self.gamma = _coefficient("gamma", gamma)
+        self.target = float(target)
+        if not (math.isfinite(self.target) and self.target > 1):
+            raise ValueError(f"target must be a number > 1 (the MACs growth per unit of phi), got {target!r}")
+        self.tolerance = float(tolerance)
+        if not (0 <= self.tolerance < 1):
+            raise ValueError(f"tolerance must be in [0, 1), got {tolerance!r}")
+        if abs(self.product - self.target) > self.tolerance * self.target:
+            raise ValueError(
+                f"alpha*beta^2*gamma^2 = {self.product:.4f} (alpha={self.alpha}, beta={self.beta}, "
+                f"gamma={self.gamma}) is not within {self.tolerance:.0%} of the target {self.target}; "
+                "choose coefficients that satisfy the constraint (EfficientNet Eq. 3)"
+            )
+
+    @property
+    def product(self) -> float:
+        return self.alpha * self.beta**2 * self.gamma**2
+
+    def coefficients(self, phi: float) -> tuple[float, float, float]:
+        """(depth, width, resolution) multipliers at compound coefficient ``phi``."""
+        phi = float(phi)
+        if not math.isfinite(phi) or phi < 0:
+            raise ValueError(f"phi must be a number >= 0, got {phi!r}")
+        return self.alpha**phi, self.beta**phi, self.gamma**phi
+
+    def predicted_macs_growth(self, phi: float) -> float:
+        """(alpha * beta^2 * gamma^2)^phi: the MACs ratio to the base the paper's rule predicts."""
+        return self.product ** float(phi)
+
+    def apply(self, name: str, phi: float, base_resolution: int | None = None) -> dict:
+        """Build arguments of the registered model ``name`` scaled to ``phi``:
+        ``{"depth_multiplier", "width_multiplier", "input_shape"}``, with the resolution rounded to
+        a multiple of 8 and never below the family's minimum input size."""
+        return scaled_build_args(name, *self.coefficients(phi), base_resolution=base_resolution)
+
+    def __repr__(self) -> str:
+        return f"CompoundScaling(alpha={self.alpha}, beta={self.beta}, gamma={self.gamma}, target={self.target})"
+
+
+def round_resolution(resolution: float, minimum: int = 8, multiple: int = 8) -> int:
+    return max(int(minimum), int(round(resolution / multiple)) * multiple)
+
+
+def scaled_build_args(name: str, depth: float = 1.0, width: float = 1.0, resolution: float = 1.0,
+                      *, base_resolution: int | None = None) -> dict:
+    """Build arguments for ``name`` with depth/width/resolution multipliers, checking that the
+    family takes the knobs that are not 1."""
+    from keras_convnets import registry
+
+    spec = registry.get(name)
+    base = int(base_resolution or spec.default_size)
+    args: dict = {}
+    for knob, value in (("depth_multiplier", depth), ("width_multiplier", width)):
+        check_multiplier(knob, value)
+        if knob in spec.knobs:
+            args[knob] = float(value)
+        elif value != 1.0:
+            raise ValueError(f"{name} cannot be scaled by {knob}; its scaling knobs are {list(spec.knobs)}")
+    check_multiplier("resolution multiplier", resolution)
+    side = round_resolution(base * resolution, minimum=spec.min_size)
+    if side != spec.default_size and "resolution" not in spec.knobs:
+        raise ValueError(f"{name} has a fixed input size {spec.default_size}; its scaling knobs are {list(spec.knobs)}")
+    args["input_shape"] = (side, side, spec.channels)
+    return args
+
+
+def grid(target: float = DEFAULT_TARGET, step: float = 0.05, tolerance: float = DEFAULT_TOLERANCE,
+         max_value: float = 2.0) -> list[tuple[float, float, float]]:
+    """The (alpha, beta, gamma) candidates of the paper's small grid search at phi = 1 (Sec. 3.3,
+    "STEP 1"): every point of a grid with spacing ``step`` in [1, max_value]^3 whose
+    alpha*beta^2*gamma^2 is within ``tolerance`` (relative) of ``target``. Sorted by alpha, beta."""
+    if not (0 < step <= 1):
+        raise ValueError(f"step must be in (0, 1], got {step!r}")
+    n = int(round((max_value - 1.0) / step))
+    values = [round(1.0 + i * step, 6) for i in range(n + 1)]
+    out = []
+    for a in values:
+        for b in values:
+            for g in values:
+                if abs(a * b * b * g * g - target) <= tolerance * target:
+                    out.append((a, b, g))
+    if not out:
+        raise ValueError(f"no (alpha, beta, gamma) on a {step} grid is within {tolerance:.0%} of {target}")
+    return out
