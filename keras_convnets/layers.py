@@ -71,3 +71,66 @@ class GroupConv2D(keras.layers.Conv2D):
             for g in range(self.groups)
         ]
         return ops.concatenate(outs, axis=-1)
+
+
+__all__ += ["LocalResponseNormalization"]
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class LocalResponseNormalization(keras.layers.Layer):
+    """Local response normalisation across channels (Krizhevsky et al. 2012, Section 3.3):
+
+        b[c] = a[c] / (k + alpha * sum_{c' = c - n//2}^{c + n//2} a[c']^2) ** beta
+
+    with the sum clipped at the first and last channel. ``alpha`` multiplies the plain sum, as in
+    the paper's formula and ``tf.nn.local_response_normalization`` (Caffe's ``LRN`` layer divides
+    its alpha by ``n`` first: pass ``alpha / n`` to reproduce a Caffe model).
+
+    ``groups`` > 1 normalises each of ``groups`` equal channel slices on its own: in the
+    two-GPU network each tower holds half the kernel maps and its normalisation only sees those
+    (Section 3.2, 3.5).
+    """
+
+    def __init__(self, size: int = 5, k: float = 2.0, alpha: float = 1e-4, beta: float = 0.75,
+                 groups: int = 1, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1 or size % 2 == 0:
+            raise ValueError(f"LocalResponseNormalization size must be an odd integer >= 1, got {size!r}")
+        if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+            raise ValueError(f"LocalResponseNormalization groups must be an integer >= 1, got {groups!r}")
+        self.size = size
+        self.k = float(k)
+        self.alpha = float(alpha)
+        self.beta = float(beta)
+        self.groups = groups
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        if channels is None or channels % self.groups:
+            raise ValueError(
+                f"LocalResponseNormalization: {channels} channels cannot be split into {self.groups} groups"
+            )
+
+    def call(self, inputs):
+        channels = inputs.shape[-1]
+        radius = self.size // 2
+        squares = ops.square(inputs)
+        if self.groups > 1:
+            squares = ops.reshape(squares, (*ops.shape(inputs)[:-1], self.groups, channels // self.groups))
+        # Zero padding on the channel axis clips the window at both ends.
+        pad = [(0, 0)] * (len(squares.shape) - 1) + [(radius, radius)]
+        padded = ops.pad(squares, pad)
+        width = squares.shape[-1]
+        window = padded[..., 0:width]
+        for offset in range(1, self.size):
+            window = window + padded[..., offset : offset + width]
+        if self.groups > 1:
+            window = ops.reshape(window, ops.shape(inputs))
+        return inputs / ops.power(self.k + self.alpha * window, self.beta)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "size": self.size, "k": self.k, "alpha": self.alpha,
+                "beta": self.beta, "groups": self.groups}
