@@ -264,3 +264,52 @@ class FractalJoin(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "columns": list(self.columns), "drop_rate": self.drop_rate,
                 "seed": self.seed, "force_column": self.force_column}
+
+__all__ += ["AdaptiveAvgPool2D"]
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class AdaptiveAvgPool2D(keras.layers.Layer):
+    """PyTorch's ``AdaptiveAvgPool2d``: output cell i of a side of n inputs averages inputs
+    floor(i n / out) .. ceil((i + 1) n / out) - 1, for any n, also n < out (cells then repeat
+    inputs), which torchvision's AlexNet (6x6) and GoogLeNet auxiliary heads (4x4) rely on at small
+    inputs. ``keras.layers.AdaptiveAveragePooling2D`` fails in graph mode when n < out.
+
+    Computed as two small averaging matrices applied to the height and width axes (static
+    spatial shape needed)."""
+
+    def __init__(self, output_size, **kwargs):
+        super().__init__(**kwargs)
+        size = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
+        if len(size) != 2 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in size):
+            raise ValueError(f"AdaptiveAvgPool2D output_size must be an integer or two integers >= 1, got {output_size!r}")
+        self.output_size = size
+
+    @staticmethod
+    def _averaging_matrix(n: int, out: int):
+        import numpy as np
+
+        m = np.zeros((out, n), dtype="float32")
+        for i in range(out):
+            start, end = (i * n) // out, -(-((i + 1) * n) // out)
+            m[i, start:end] = 1.0 / (end - start)
+        return m
+
+    def build(self, input_shape):
+        h, w = input_shape[1:3]
+        if h is None or w is None:
+            raise ValueError(f"{self.name}: AdaptiveAvgPool2D needs a static spatial shape, got {input_shape}")
+        self._rows = self._averaging_matrix(int(h), self.output_size[0])
+        self._cols = self._averaging_matrix(int(w), self.output_size[1])
+
+    def call(self, inputs):
+        rows = ops.convert_to_tensor(self._rows, dtype=inputs.dtype)
+        cols = ops.convert_to_tensor(self._cols, dtype=inputs.dtype)
+        x = ops.einsum("ih,bhwc->biwc", rows, inputs)
+        return ops.einsum("jw,biwc->bijc", cols, x)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], *self.output_size, input_shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "output_size": list(self.output_size)}
