@@ -221,12 +221,25 @@ def test_fractalnet20_recount_and_depth():
     assert sum(isinstance(layer, keras.layers.Conv2D) for layer in deepest40.layers) == 40
 
 
-def test_depth_multiplier_adds_blocks_and_raises_the_minimum_input():
-    model = fractalnet(columns=2, widths=(8, 16), depth_multiplier=1.5, input_shape=(8, 8, 3))
-    assert "block3_pool" in {layer.name for layer in model.layers}
-    assert model.get_layer("block3_col1_conv1_conv").filters == 16
-    with pytest.raises(ValueError, match="at least 8x8"):
-        fractalnet(columns=2, widths=(8, 16), depth_multiplier=1.5, input_shape=(7, 7, 3))
+def test_depth_multiplier_adds_blocks_within_the_pooled_stages():
+    """Depth scales the number of blocks; the extra ones share the stages, so the input the pools
+    need is unchanged (the registry's min_size holds at any depth)."""
+    model = fractalnet(columns=2, widths=(8, 16), depth_multiplier=1.5, input_shape=(4, 4, 3))  # 3 blocks
+    names = {layer.name for layer in model.layers}
+    assert {"block1_pool", "block3_pool"} <= names and "block2_pool" not in names
+    assert model.get_layer("block2_col1_conv1_conv").filters == model.get_layer("block3_col2_conv2_conv").filters == 16
+    with pytest.raises(ValueError, match="at least 4x4"):
+        fractalnet(columns=2, widths=(8, 16), depth_multiplier=1.5, input_shape=(3, 3, 3))
+    # fewer blocks than stages drop the last stages (and their pools)
+    shallow = fractalnet(columns=2, widths=(8, 16), depth_multiplier=0.5, input_shape=(2, 2, 3))
+    assert "block2_col1_conv1_conv" not in {layer.name for layer in shallow.layers}
+    # a depth-scaled net still gives up its columns
+    net = extract_column(model, 2)
+    assert {layer.name for layer in net.layers if layer.name.startswith("block") and layer.name.endswith("_pool")} == {
+        "block1_pool", "block3_pool"}
+    set_forced_column(model, 2)
+    x = random_images((4, 4, 3), n=2)
+    assert max_abs_diff(net(x, training=False), model(x, training=False)) < 1e-5
 
 
 def test_bad_fractal_arguments():
