@@ -198,6 +198,11 @@ def _fig_macs_growth(series, df, meta):
     for p, m in zip(phis, measured):
         ax.annotate(f"{m:.2f}×", (p, m), xytext=(6, -12), textcoords="offset points", fontsize=8)
     ax.set_yscale("log")
+    from matplotlib.ticker import FuncFormatter
+
+    for axis in (ax.yaxis,):
+        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}×"))
+        axis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}×" if round(v, 6) in (1.5, 2, 3, 5, 6, 8) else ""))
     ax.set_xlabel("φ")
     ax.set_ylabel("MACs / base MACs")
     ax.set_title(f"Compound scaling α={a:.2f}, β={b:.2f}, γ={g:.2f}: MACs growth")

@@ -215,7 +215,7 @@ def train_trial(build: Any, dataset, recipe: Recipe, *, save_path: str | os.Path
                       metrics=["accuracy"], jit_compile=bool(recipe.jit), run_eagerly=bool(recipe.run_eagerly))
         guard = _nan_guard()
         start = time.perf_counter()
-        history = model.fit(train, epochs=recipe.epochs, verbose=recipe.verbose,
+        history = model.fit(train, epochs=recipe.epochs, verbose=recipe.verbose, shuffle=False,
                             callbacks=[guard, *callbacks])
         out["train_seconds"] = round(time.perf_counter() - start, 3)
         hist = history.history
