@@ -176,6 +176,8 @@ def test_bad_family_arguments():
         kc.build("efficientnet_b0", input_shape=(32, 32, 3), blocks=())
     with pytest.raises(ValueError, match=r"blocks\[0\].se_ratio"):
         kc.build("efficientnet_b0", input_shape=(32, 32, 3), blocks=[(1, 3, 1, 1, 32, 16, 2.0)])
+    with pytest.raises(ValueError, match=r"blocks\[1\].filters_in is 24 but the blocks\[0\] gives 16"):
+        kc.build("efficientnet_b0", input_shape=(32, 32, 3), blocks=[eff.B0_BLOCKS[0], eff.B0_BLOCKS[2]])
     with pytest.raises(ValueError, match=r"blocks\[0\].repeats"):
         kc.build("efficientnet_b0", input_shape=(32, 32, 3), blocks=[eff.MBConvStage(0, 3, 1, 1, 32, 16)])
 

@@ -84,9 +84,10 @@ class ImageNormalization(layers.Normalization):
     """keras' ``Normalization`` (same weights: mean, variance, count) that reads its mean and
     variance variables at every call.
 
-    Why: keras' layer caches ``reshape(variable)`` when it is built or loaded, so
-    ``model.set_weights(...)`` leaves it normalising with the old statistics; transferring
-    keras.applications weights with ``set_weights`` would then give different outputs."""
+    Why: keras' layer caches ``reshape(variable)`` when it is built or loaded (``finalize_state``),
+    so ``model.set_weights(...)`` leaves it normalising with the old statistics (the same staleness
+    as keras-team/keras#20147 with legacy .h5 loading); transferring keras.applications weights
+    with ``set_weights`` would then give different outputs."""
 
     def call(self, inputs):
         if self.input_mean is not None or self.invert:
@@ -120,10 +121,13 @@ def conv_bn_swish(x, filters: int, kernel_size: int, strides: int, *, name: str,
     return layers.Activation(activation, name=f"{name}_activation")(x)
 
 
-def _check_blocks(stages: Sequence[Any]) -> tuple[MBConvStage, ...]:
+def _check_blocks(stages: Sequence[Any], stem_filters: int) -> tuple[MBConvStage, ...]:
+    """Rows as MBConvStage, positive where they must be, chained (each stage takes the channels
+    the previous one, or the stem, gives: the SE width and the shortcut depend on it)."""
     if not stages:
         raise ValueError("blocks must be a non-empty sequence of MBConvStage rows")
     out = []
+    previous = house_blocks.check_positive_int("stem_filters", stem_filters)
     for i, s in enumerate(stages):
         try:
             s = MBConvStage(**s) if isinstance(s, dict) else MBConvStage(*s)
@@ -134,6 +138,10 @@ def _check_blocks(stages: Sequence[Any]) -> tuple[MBConvStage, ...]:
             house_blocks.check_positive_int(f"blocks[{i}].{field}", getattr(s, field))
         if not 0 <= s.se_ratio <= 1:
             raise ValueError(f"blocks[{i}].se_ratio must be in [0, 1], got {s.se_ratio!r}")
+        if s.filters_in != previous:
+            raise ValueError(f"blocks[{i}].filters_in is {s.filters_in} but the "
+                             f"{'stem' if i == 0 else f'blocks[{i - 1}]'} gives {previous} channels")
+        previous = s.filters_out
         out.append(s)
     return tuple(out)
 
@@ -170,17 +178,18 @@ def efficientnet(
     """
     # Validation first (house contract).
     house_blocks.check_common(include_top=include_top, pooling=pooling, classes=classes,
-                         classifier_activation=classifier_activation)
+                              classifier_activation=classifier_activation)
     width_multiplier = scaling.check_multiplier("width_multiplier", width_multiplier)
     depth_multiplier = scaling.check_multiplier("depth_multiplier", depth_multiplier)
     dropout_rate = house_blocks.check_rate("dropout_rate", dropout_rate)
     drop_connect_rate = house_blocks.check_rate("drop_connect_rate", drop_connect_rate)
     if not isinstance(include_preprocessing, bool):
         raise ValueError(f"include_preprocessing must be True or False, got {include_preprocessing!r}")
-    stages = _check_blocks(blocks)
+    stages = _check_blocks(blocks, stem_filters)
+    house_blocks.check_positive_int("head_filters", head_filters)
 
-    img_input = house_blocks.image_input(input_shape, input_tensor, default_size=default_size, min_size=min_size,
-                                    model_name=name)
+    img_input = house_blocks.image_input(input_shape, input_tensor, default_size=default_size,
+                                         min_size=min_size, model_name=name)
     x = preprocessing(img_input) if include_preprocessing else img_input
 
     def filters(c):
