@@ -31,8 +31,8 @@ def test_registered_macs_match_torchvision_to_its_rounding(tag):
 
 
 def test_registered_macs_near_the_paper():
-    """The paper's Table 2 figures are rounded (and B4/B5 sit 4-5% below the released models'
-    count); all are within 5% of the counted models."""
+    """The paper's Table 2 figures are rounded, and B1, B4, B5, B7 differ from the released
+    architectures by more than the rounding (B4 +4.6%, B5 +3.7%); all are within 5%."""
     for tag, paper in PAPER_BMACS.items():
         counted = registry.get(f"efficientnet_{tag}").ref_macs / 1e9
         assert abs(counted - paper) / paper < 0.05, (tag, counted, paper)

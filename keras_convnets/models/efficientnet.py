@@ -251,6 +251,10 @@ def _variant(tag: str, width: float, depth: float, resolution: int, dropout: flo
     """Register ``efficientnet_{tag}`` with the released coefficients (keras.applications / the
     reference TF code's ``efficientnet_params``: width, depth, resolution, dropout)."""
     name = f"efficientnet_{tag}"
+    paper = float(paper_macs)
+    half_unit = 0.5 * 10.0 ** -(len(paper_macs.split(".")[1]) if "." in paper_macs else 0)
+    rounding = ("within the paper's rounding" if abs(ref_macs / 1e9 - paper) <= half_unit
+                else "more than the paper's rounding")
     return registry.variant(
         name,
         efficientnet,
@@ -274,24 +278,25 @@ def _variant(tag: str, width: float, depth: float, resolution: int, dropout: flo
         knobs=("width_multiplier", "depth_multiplier", "resolution"),
         test_size=32,
         notes=f"Released coefficients width {width}, depth {depth}, {resolution} px, dropout {dropout}. "
-              f"MACs: paper Table 2 {paper_macs} B, torchvision {torchvision_macs} G; the registered count is "
-              "keras.applications' model counted at its default input.",
+              f"MACs: the registered count is keras.applications' model counted at its default input; "
+              f"torchvision {torchvision_macs}; paper Table 2 {paper_macs} B: the released architecture "
+              f"differs from the paper's figure by {(ref_macs / 1e9 - paper) / paper:+.1%}, {rounding}.",
     )
 
 
 efficientnet_b0 = _variant("b0", 1.0, 1.0, 224, 0.2, ref_params=5_330_571, ref_macs=385_814_752,
-                           paper_macs="0.39", torchvision_macs="0.386")
+                           paper_macs="0.39", torchvision_macs="0.386 G")
 efficientnet_b1 = _variant("b1", 1.0, 1.1, 240, 0.2, ref_params=7_856_239, ref_macs=686_802_832,
-                           paper_macs="0.70", torchvision_macs="0.687")
+                           paper_macs="0.70", torchvision_macs="0.687 G")
 efficientnet_b2 = _variant("b2", 1.1, 1.2, 260, 0.3, ref_params=9_177_569, ref_macs=993_561_872,
-                           paper_macs="1.0", torchvision_macs="1.09 (at its 288 px evaluation size)")
+                           paper_macs="1.0", torchvision_macs="1.09 G (at its 288 px evaluation size)")
 efficientnet_b3 = _variant("b3", 1.2, 1.4, 300, 0.3, ref_params=12_320_535, ref_macs=1_827_141_392,
-                           paper_macs="1.8", torchvision_macs="1.827")
+                           paper_macs="1.8", torchvision_macs="1.827 G")
 efficientnet_b4 = _variant("b4", 1.4, 1.8, 380, 0.4, ref_params=19_466_823, ref_macs=4_393_771_024,
-                           paper_macs="4.2", torchvision_macs="4.394")
+                           paper_macs="4.2", torchvision_macs="4.394 G")
 efficientnet_b5 = _variant("b5", 1.6, 2.2, 456, 0.4, ref_params=30_562_527, ref_macs=10_266_384_752,
-                           paper_macs="9.9", torchvision_macs="10.266")
+                           paper_macs="9.9", torchvision_macs="10.266 G")
 efficientnet_b6 = _variant("b6", 1.8, 2.6, 528, 0.5, ref_params=43_265_143, ref_macs=19_067_593_536,
-                           paper_macs="19", torchvision_macs="19.068")
+                           paper_macs="19", torchvision_macs="19.068 G")
 efficientnet_b7 = _variant("b7", 2.0, 3.1, 600, 0.5, ref_params=66_658_687, ref_macs=37_745_884_192,
-                           paper_macs="37", torchvision_macs="37.746")
+                           paper_macs="37", torchvision_macs="37.746 G")
