@@ -103,7 +103,8 @@ def residual_convs(block, planes, width, stride, stride_in, groups, entry_width)
     if block == "basic":
         return [(3, width, stride, 1), (3, planes, 1, 1)]
     s1, s3 = (stride, 1) if stride_in == "1x1" else (1, stride)
-    return [(1, int(width * entry_width), s1, 1), (3, width, s3, groups), (1, planes * EXPANSION[block], 1, 1)]
+    entry = max(groups, round(width * entry_width / groups) * groups)  # the groups must divide it
+    return [(1, entry, s1, 1), (3, width, s3, groups), (1, planes * EXPANSION[block], 1, 1)]
 
 
 def shortcut(x, inputs, filters, stride, projection, kernel, conv, *, name, preact):
@@ -356,8 +357,8 @@ TORCHVISION = dict(stride_in="3x3", conv_bias="none", padding="explicit", bn_eps
 SENET = dict(TORCHVISION, block="bottleneck", stride_in="1x1", stem_pool="ceil", se_reduction=16)
 CIFAR_PREACT = dict(block="bottleneck", preact=True, stage_planes=(16, 32, 64), stage_strides=(1, 2, 2),
                     downsample_at="first", stride_in="1x1", stem_type="cifar", stem_filters=16,
-                    conv_bias="unless_bn", padding="explicit", bn_epsilon=1e-5, bn_momentum=0.9,
-                    default_size=32, min_size=4)
+                    conv_bias="unless_bn", padding="same", bn_epsilon=1e-5, bn_momentum=0.9,
+                    default_size=32, min_size=4, classes=10)
 
 KNOBS = ("width_multiplier", "depth_multiplier", "resolution")
 _HE2015 = dict(family="resnet", paper="Deep Residual Learning for Image Recognition", year=2015,
@@ -408,3 +409,78 @@ resnet152_v2 = registry.variant(
     ref_params=60_380_648, params_source="keras.applications.ResNet152V2 count_params()",
     ref_macs=10_906_697_728, macs_source="keras.applications.ResNet152V2, conv + dense MACs counted here",
     notes="keras.applications' pre-activation layout (stride on the 3x3 of each stage's last unit).")
+
+_CIFAR_NOTE = ("CIFAR pre-activation bottleneck ResNet (He et al. 2016, Sec. 4, Table 2/3). The paper "
+               "gives no MACs: the reference MACs are recounted arithmetically from the paper's "
+               "architecture (tests/test_resnet.py). min_size 4 = the network's total stride, as "
+               "keras.applications' ResNet minimum 32 is its total stride (the feature map stays >= 1x1).")
+resnet164_preact = registry.variant(
+    "resnet164_preact", resnet_preact_cifar, {"depth": 164}, **dict(
+        _HE2016, default_size=32, min_size=4, test_size=32, default_classes=10),
+    ref_params=1_700_000, params_kind="weights", params_tolerance=0.05 / 1.7,
+    params_source="paper, Table 2/3: 1.7M (conv + dense weights; tolerance = its rounding to 0.1M)",
+    ref_macs=244_500_992, macs_source="recount of the paper's architecture at 32x32 (not in the paper)",
+    notes=_CIFAR_NOTE + " Ours: 1,679,024 conv + dense weights.")
+resnet1001_preact = registry.variant(
+    "resnet1001_preact", resnet_preact_cifar, {"depth": 1001}, **dict(
+        _HE2016, default_size=32, min_size=4, test_size=32, default_classes=10),
+    ref_params=10_200_000, params_kind="weights", params_tolerance=0.05 / 10.2,
+    params_source="paper, Table 2/3: 10.2M (conv + dense weights; tolerance = its rounding to 0.1M)",
+    ref_macs=1_487_849_984, macs_source="recount of the paper's architecture at 32x32 (not in the paper)",
+    notes=_CIFAR_NOTE + " Ours: 10,178,480 conv + dense weights; 333 units.")
+
+# ResNeXt: torchvision's layout (stride on the grouped 3x3, no biases).
+resnext50_32x4d = registry.variant(
+    "resnext50_32x4d", resnet, dict(TORCHVISION, repeats=STAGES[50], cardinality=32, base_width=4), **_XIE,
+    ref_params=25_028_904, params_kind="trainable", params_source=f"torchvision resnext50_32x4d ({_TV})",
+    ref_macs=4_230_000_000, macs_source="torchvision resnext50_32x4d: 4.23 GFLOPS (= MACs)",
+    macs_tolerance=0.005 / 4.23,
+    notes="Grouped 3x3 as one GroupConv2D kernel (the layout of Conv2D(groups=32)), fast on TF's CPU.")
+resnext101_32x8d = registry.variant(
+    "resnext101_32x8d", resnet, dict(TORCHVISION, repeats=STAGES[101], cardinality=32, base_width=8), **_XIE,
+    ref_params=88_791_336, params_kind="trainable", params_source=f"torchvision resnext101_32x8d ({_TV})",
+    ref_macs=16_410_000_000, macs_source="torchvision resnext101_32x8d: 16.41 GFLOPS (= MACs)",
+    macs_tolerance=0.005 / 16.41,
+    notes="Grouped 3x3 as one GroupConv2D kernel (the layout of Conv2D(groups=32)), fast on TF's CPU.")
+
+# SE nets: timm's legacy SENet layout (the port of the authors' Caffe release).
+_SE_MACS = ("conv + dense MACs recounted arithmetically from timm's legacy SENet layout "
+            "(tests/test_resnet.py); the SENet paper's GFLOPs also count the SE block's element-wise work, "
+            "so they are slightly higher")
+_SE_NOTE = ("timm legacy layout: SE-ResNet strides on the first 1x1 like the Caffe release (timm's docstring; "
+            "it is what gives the paper's ~3.87 G for SE-ResNet-50, the 3x3 stride would give 4.09 G), "
+            "ceil-mode max pool, SE (r = 16, FCs with bias) on the residual branch before the addition. "
+            "timm's SENet class defaults to dropout 0.2 for every legacy model; the release uses it only "
+            "for SENet-154, as here.")
+seresnet50 = registry.variant(
+    "seresnet50", resnet, dict(SENET, repeats=STAGES[50]), **_HU,
+    ref_params=28_088_024, params_kind="trainable", params_source="timm legacy_seresnet50 / seresnet50",
+    ref_macs=3_870_000_000, macs_tolerance=0.003,
+    macs_source="paper, Table 2: 3.87 GFLOPs (= MACs); tolerance 0.3%: see notes",
+    notes=_SE_NOTE + " MACs: conv + dense give 3,860,488,192; the paper's 3.87 G is ResNet-50's 3.86 G + 0.26% "
+          "(its Sec. 4 text), which includes SE's pooling and channel-wise scaling, not counted here.")
+seresnet101 = registry.variant(
+    "seresnet101", resnet, dict(SENET, repeats=STAGES[101]), **_HU,
+    ref_params=49_326_872, params_kind="trainable",
+    params_source="timm legacy_seresnet101, trainable params recounted from timm's senet.py layout",
+    ref_macs=7_574_937_600, macs_source=_SE_MACS, notes=_SE_NOTE)
+seresnet152 = registry.variant(
+    "seresnet152", resnet, dict(SENET, repeats=STAGES[152]), **_HU,
+    ref_params=66_821_848, params_kind="trainable",
+    params_source="timm legacy_seresnet152, trainable params recounted from timm's senet.py layout",
+    ref_macs=11_288_993_792, macs_source=_SE_MACS, notes=_SE_NOTE)
+seresnext50_32x4d = registry.variant(
+    "seresnext50_32x4d", resnet,
+    dict(SENET, repeats=STAGES[50], stride_in="3x3", cardinality=32, base_width=4), **_HU,
+    ref_params=27_559_896, params_kind="trainable", params_source="timm seresnext50_32x4d (legacy layout equal)",
+    ref_macs=4_232_994_816, macs_source=_SE_MACS,
+    notes=_SE_NOTE + " SE-ResNeXt strides on the grouped 3x3 (timm's SEResNeXtBottleneck).")
+senet154 = registry.variant(
+    "senet154", resnet,
+    dict(SENET, repeats=STAGES[152], stride_in="3x3", cardinality=64, base_width=4, entry_width=0.5,
+         stem_type="3x3_deep", stem_filters=128, projection_kernel=3, dropout_rate=0.2), **_HU,
+    ref_params=115_088_984, params_kind="trainable", params_source="timm legacy_senet154",
+    ref_macs=20_688_363_520, macs_source=_SE_MACS,
+    notes=_SE_NOTE + " SENet-154 (Hu et al. Sec. 6.1 / Appendix): 3-conv stem 64-64-128, 64 groups, the 1x1 "
+          "before the grouped 3x3 at half its width, 3x3 projection shortcuts in the strided stages, "
+          "dropout 0.2.")
