@@ -162,3 +162,179 @@ class LocalResponseNormalization(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "size": self.size, "k": self.k, "alpha": self.alpha,
                 "beta": self.beta, "groups": self.groups}
+
+
+# ----------------------------------------------------------------------------- fractal join
+# FractalNet's join with drop-path (Larsson et al. 2016, arXiv:1605.07648, §2-3). The per-batch
+# choice "local or global drop-path, and which column survives a global drop" must be the same for
+# every join of the network, so it is drawn once by FractalPathDraw and fed to every join as an
+# extra input tensor: no shared Python state, so it works inside tf.function (model.fit) and under
+# JAX tracing, and the draw follows a keras.random.SeedGenerator (reproducible with a seed).
+__all__ += ["FractalPathDraw", "FractalJoin"]
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class FractalPathDraw(keras.layers.Layer):
+    """Draws the drop-path mode of one training batch for the whole network: ``[is_global,
+    column]`` (float32, shape (2,)). ``is_global`` is 1 with probability ``global_ratio`` (the
+    paper mixes local and global sampling 50/50 per mini-batch, §3); ``column`` is uniform in
+    1..``columns``. Its input only anchors it in the graph. At inference it returns ``[0, 0]``."""
+
+    def __init__(self, columns: int, global_ratio: float = 0.5, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(columns, bool) or not isinstance(columns, int) or columns < 1:
+            raise ValueError(f"FractalPathDraw columns must be an integer >= 1, got {columns!r}")
+        if not 0.0 <= float(global_ratio) <= 1.0:
+            raise ValueError(f"FractalPathDraw global_ratio must be in [0, 1], got {global_ratio!r}")
+        self.columns = columns
+        self.global_ratio = float(global_ratio)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs, training=None):
+        if not training:
+            return ops.zeros((2,), dtype="float32")
+        u = keras.random.uniform((2,), seed=self.seed_generator)
+        is_global = ops.cast(ops.less(u[0], self.global_ratio), "float32")
+        column = ops.minimum(ops.floor(u[1] * self.columns), self.columns - 1) + 1.0
+        return ops.stack([is_global, column])
+
+    def compute_output_shape(self, input_shape):
+        return (2,)
+
+    def compute_output_spec(self, inputs, training=None):
+        return keras.KerasTensor((2,), dtype="float32")
+
+    def get_config(self):
+        return {**super().get_config(), "columns": self.columns, "global_ratio": self.global_ratio, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class FractalJoin(keras.layers.Layer):
+    """The join of a fractal block: element-wise mean of its inputs (§2), one input per column,
+    ``columns[i]`` being the column of input ``i``; optionally followed by a
+    :class:`FractalPathDraw` tensor.
+
+    In training, drop-path (§3) per batch: *local*, each input is dropped with probability
+    ``drop_rate`` and, if all were dropped, one drawn uniformly survives; the mean is over the
+    survivors. *Global* (when the draw says so): only the drawn column's input passes, so the whole
+    network computes that single column; a join the drawn column does not enter (it feeds only
+    deeper columns, which that column's path never reads) takes the plain mean. At inference: the
+    plain mean. ``force_column=k`` makes the join pass column ``k`` always, training or not (for
+    checking column extraction); it is read at call time, so set it before a function is traced.
+    """
+
+    def __init__(self, columns, drop_rate: float = 0.15, seed: int | None = None, force_column: int | None = None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        columns = tuple(int(c) for c in columns)
+        if len(columns) < 2 or len(set(columns)) != len(columns):
+            raise ValueError(f"FractalJoin needs two or more distinct input columns, got {columns!r}")
+        if not 0.0 <= float(drop_rate) < 1.0:
+            raise ValueError(f"FractalJoin drop_rate must be in [0, 1), got {drop_rate!r}")
+        self.columns = columns
+        self.drop_rate = float(drop_rate)
+        self.seed = seed
+        self.force_column = None if force_column is None else int(force_column)
+        self.seed_generator = keras.random.SeedGenerator(seed) if self.drop_rate > 0 else None
+
+    def _split(self, inputs):
+        inputs = list(inputs)
+        if len(inputs) == len(self.columns) + 1:
+            return inputs[:-1], inputs[-1]
+        if len(inputs) != len(self.columns):
+            raise ValueError(
+                f"{self.name}: expected {len(self.columns)} inputs (columns {self.columns}) "
+                f"and optionally a FractalPathDraw tensor, got {len(inputs)}"
+            )
+        return inputs, None
+
+    def call(self, inputs, training=None):
+        branches, draw = self._split(inputs)
+        if self.force_column is not None:
+            if self.force_column in self.columns:
+                return branches[self.columns.index(self.force_column)]
+            return self._weighted(branches, None)
+        if not training or (self.drop_rate == 0.0 and draw is None):
+            return self._weighted(branches, None)
+        n = len(branches)
+        weights = self._local_weights(n) if self.drop_rate > 0 else ops.ones((n,), "float32")
+        if draw is not None:
+            draw = ops.cast(draw, "float32")
+            weights = ops.where(draw[0] > 0.5, self._global_weights(draw[1]), weights)
+        return self._weighted(branches, weights)
+
+    def _local_weights(self, n):
+        keep = ops.cast(keras.random.uniform((n,), seed=self.seed_generator) >= self.drop_rate, "float32")
+        rescue = ops.one_hot(keras.random.randint((), 0, n, seed=self.seed_generator), n, dtype="float32")
+        return ops.where(ops.sum(keep) > 0, keep, rescue)
+
+    def _global_weights(self, column):
+        hit = ops.cast(ops.equal(ops.convert_to_tensor(self.columns, "float32"), column), "float32")
+        return ops.where(ops.sum(hit) > 0, hit, ops.ones_like(hit))
+
+    @staticmethod
+    def _weighted(branches, weights):
+        if weights is None:
+            return sum(branches[1:], branches[0]) / float(len(branches))
+        weights = ops.cast(weights, branches[0].dtype)
+        total = branches[0] * weights[0]
+        for i, b in enumerate(branches[1:], start=1):
+            total = total + b * weights[i]
+        return total / ops.sum(weights)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[0])
+
+    def get_config(self):
+        return {**super().get_config(), "columns": list(self.columns), "drop_rate": self.drop_rate,
+                "seed": self.seed, "force_column": self.force_column}
+
+__all__ += ["AdaptiveAvgPool2D"]
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class AdaptiveAvgPool2D(keras.layers.Layer):
+    """PyTorch's ``AdaptiveAvgPool2d``: output cell i of a side of n inputs averages inputs
+    floor(i n / out) .. ceil((i + 1) n / out) - 1, for any n, also n < out (cells then repeat
+    inputs), which torchvision's AlexNet (6x6) and GoogLeNet auxiliary heads (4x4) rely on at small
+    inputs. ``keras.layers.AdaptiveAveragePooling2D`` fails in graph mode when n < out.
+
+    Computed as two small averaging matrices applied to the height and width axes (static
+    spatial shape needed)."""
+
+    def __init__(self, output_size, **kwargs):
+        super().__init__(**kwargs)
+        size = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
+        if len(size) != 2 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in size):
+            raise ValueError(f"AdaptiveAvgPool2D output_size must be an integer or two integers >= 1, got {output_size!r}")
+        self.output_size = size
+
+    @staticmethod
+    def _averaging_matrix(n: int, out: int):
+        import numpy as np
+
+        m = np.zeros((out, n), dtype="float32")
+        for i in range(out):
+            start, end = (i * n) // out, -(-((i + 1) * n) // out)
+            m[i, start:end] = 1.0 / (end - start)
+        return m
+
+    def build(self, input_shape):
+        h, w = input_shape[1:3]
+        if h is None or w is None:
+            raise ValueError(f"{self.name}: AdaptiveAvgPool2D needs a static spatial shape, got {input_shape}")
+        self._rows = self._averaging_matrix(int(h), self.output_size[0])
+        self._cols = self._averaging_matrix(int(w), self.output_size[1])
+
+    def call(self, inputs):
+        rows = ops.convert_to_tensor(self._rows, dtype=inputs.dtype)
+        cols = ops.convert_to_tensor(self._cols, dtype=inputs.dtype)
+        x = ops.einsum("ih,bhwc->biwc", rows, inputs)
+        return ops.einsum("jw,biwc->bijc", cols, x)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], *self.output_size, input_shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "output_size": list(self.output_size)}

@@ -154,7 +154,7 @@ inception_resnet_v2 = registry.variant(
     "inception_resnet_v2",
     build_inception_resnet_v2,
     {},
-    family="inception_resnet",
+    family="inception",
     paper="Szegedy et al., Inception-v4, Inception-ResNet and the Impact of Residual Connections on Learning",
     year=2016,
     arxiv="1602.07261",

@@ -18,6 +18,7 @@ from keras_convnets.tuning.hypermodels import (
     FamilyHyperModel,
     NasnetHyperModel,
     SearchHyperModel,
+    best_trial,
     cost,
     resolve_model,
 )
@@ -36,5 +37,6 @@ SPACES = ("family", "compound", "nasnet")
 __all__ = [
     "SPACES", "ALGORITHMS", "OBJECTIVES", "SearchData", "Splits", "digits_data", "RegularizedEvolution", "mutate",
     "SearchHyperModel", "FamilyHyperModel", "CompoundHyperModel", "NasnetHyperModel", "cost", "resolve_model",
+    "best_trial",
     "SearchTuner", "HyperbandSearchTuner", "MnasScore", "make_tuner", "mnas_score",
 ]

@@ -51,6 +51,20 @@ class SearchData:
         self.info = dict(info or {})
         self._cache: dict[tuple[int, int], Splits] = {}
 
+    @classmethod
+    def from_dataset(cls, dataset, *, batch_size: int, seed: int = 0) -> "SearchData":
+        """The project's data layer (``keras_convnets.data.load_dataset(...)``): batches at each
+        trial's resolution, the same pipeline (resize, normalise, augment) as ``study scale``."""
+
+        def loader(side: int, channels: int) -> Splits:
+            def split(name, training=False):
+                return dataset.batches(name, side, batch_size, channels=channels, training=training, seed=seed)
+
+            return Splits(train=split("train", training=True), val=split("val"), test=split("test"))
+
+        return cls(loader, classes=dataset.num_classes, name=dataset.name, channels=dataset.channels,
+                   info=dict(dataset.sizes))
+
     def at(self, input_shape) -> Splits:
         """The splits at ``input_shape`` = (side, side, channels) (a model's ``input_shape`` with
         or without the batch dimension)."""

@@ -9,6 +9,7 @@ data -- or anything ``model.fit`` accepts, passed through unchanged.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Sequence
 
@@ -105,7 +106,8 @@ class SearchHyperModel(kt.HyperModel):
     def describe(self, hp) -> dict:
         """Columns of the results table for a trial with these hyperparameter values."""
         values = dict(hp.values)
-        return {k: values[k] for k in ("optimizer", "learning_rate", "dropout") if k in values}
+        return {k: round(values[k], 6) if isinstance(values[k], float) else values[k]
+                for k in ("optimizer", "learning_rate", "dropout") if k in values}
 
 
 # ----------------------------------------------------------------------------- family
@@ -269,8 +271,10 @@ class CompoundHyperModel(SearchHyperModel):
 
 # ----------------------------------------------------------------------------- nasnet
 class NasnetHyperModel(SearchHyperModel):
-    """The NASNet search space (Zoph et al. 2018, Sec. 3): a genotype as 40 hyperparameters (see
-    :mod:`keras_convnets.tuning.spaces`), over one of the op sets of
+    """The NASNet search space (Zoph et al. 2018, Sec. 3): a genotype as hyperparameters (see
+    :mod:`keras_convnets.tuning.spaces`) -- for the normal and the reduction cell, or for PNAS's
+    single shared cell (``shared_cell``, the default for the ``pnas`` op set: Liu et al. 2018
+    search one cell and stride it at reductions) -- over one of the op sets of
     :data:`keras_convnets.models.nas.OP_SETS`, built through the one cell builder
     (:func:`keras_convnets.models.nas.nas_network`) small -- ``num_cells`` N and ``filters`` F --
     for the search (the papers search with small N and F too, then grow them: NASNet Sec. 4.1,
@@ -279,16 +283,19 @@ class NasnetHyperModel(SearchHyperModel):
     space = "nasnet"
 
     def __init__(self, classes: int, *, op_set: str = "nasnet", num_cells: int = 1, filters: int = 8,
-                 resolution: int = 32, stem: str = "cifar", tune_training: bool = False, **kwargs):
+                 resolution: int = 32, stem: str = "cifar", shared_cell: bool | None = None,
+                 tune_training: bool = False, **kwargs):
         super().__init__(classes, tune_training=tune_training, **kwargs)
-        self.op_set = op_set
-        self.ops = list(self._op_sets()[op_set]) if op_set in self._op_sets() else None
-        if self.ops is None:
-            raise ValueError(f"op_set must be one of {sorted(self._op_sets())}, got {op_set!r}")
+        op_sets = self._op_sets()
+        if op_set not in op_sets:
+            raise ValueError(f"op_set must be one of {sorted(op_sets)}, got {op_set!r}")
         for name, value in (("num_cells", num_cells), ("filters", filters), ("resolution", resolution)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        self.op_set, self.ops = op_set, list(op_sets[op_set])
         self.num_cells, self.filters, self.resolution, self.stem = num_cells, filters, resolution, stem
+        self.shared_cell = op_set == "pnas" if shared_cell is None else bool(shared_cell)
+        self.cells = ("normal",) if self.shared_cell else spaces.CELLS
 
     @staticmethod
     def _op_sets() -> dict:
@@ -297,7 +304,7 @@ class NasnetHyperModel(SearchHyperModel):
         return nas.OP_SETS
 
     def genotype(self, hp):
-        spaces.declare_genotype(hp, self.ops)
+        spaces.declare_genotype(hp, self.ops, self.cells)
         return spaces.genotype_from_values(hp.values, self.op_set)
 
     def network(self, hp, training):
@@ -307,17 +314,21 @@ class NasnetHyperModel(SearchHyperModel):
     @staticmethod
     def full_size(genotype, *, num_cells: int, filters: int, stem: str = "imagenet", input_shape=None,
                   classes: int = 1000, **kwargs) -> keras.Model:
-        """The network of ``genotype`` (a Genotype or its text) at any size, e.g. the best
-        searched cell at N=6, F=32 for CIFAR or with the ImageNet stem."""
+        """The network of ``genotype`` (a Genotype, its text or dict form) at any size, e.g. the
+        best searched cell at N=6, F=32 for CIFAR or with the ImageNet stem; ``kwargs`` go to
+        ``nas_network`` (drop-path, auxiliary head, dropout...)."""
         from keras_convnets.models import nas
 
-        if isinstance(genotype, str):
-            genotype = nas.Genotype.from_string(genotype)
         return nas.nas_network(genotype, num_cells=num_cells, filters=filters, stem=stem, input_shape=input_shape,
                                classes=classes, **kwargs)
 
     def describe(self, hp):
         values = dict(hp.values)
+        cells = spaces.cells_from_values(values, self.cells)
+        drawing = {}
+        for cell in self.cells:
+            drawing[cell] = cells[cell]
+            drawing[f"{cell}_concat"] = spaces.cell_concat(cells[cell])
         return {
             "model": f"nas_network(N={self.num_cells},F={self.filters})",
             "family": "nas",
@@ -326,7 +337,7 @@ class NasnetHyperModel(SearchHyperModel):
             "filters": self.filters,
             "op_set": self.op_set,
             "genotype": str(spaces.genotype_from_values(values, self.op_set)),
-            "genotype_hps": spaces.genotype_text(values),
+            "cells": json.dumps(drawing, separators=(",", ":")),
             **super().describe(hp),
         }
 
@@ -337,3 +348,19 @@ def cost(model) -> dict:
 
     return {"params": int(model.count_params()), "macs": int(count_macs(model))}
 
+
+
+def best_trial(directory, objective_column: str = "score") -> dict:
+    """The finished trial with the best score in a search folder's ``results.csv`` (its row:
+    for the nasnet space ``row["genotype"]`` feeds :meth:`NasnetHyperModel.full_size`)."""
+    import csv
+    from pathlib import Path
+
+    path = Path(directory) / "results.csv"
+    if not path.exists():
+        raise ValueError(f"{str(directory)!r} has no results.csv: not a search folder")
+    with open(path, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("status") == "ok" and r.get(objective_column) not in (None, "")]
+    if not rows:
+        raise ValueError(f"no finished trial with a {objective_column} in {str(path)!r}")
+    return max(rows, key=lambda r: float(r[objective_column]))

@@ -21,7 +21,7 @@ from typing import Any, Sequence
 __all__ = [
     "CELLS", "BLOCKS", "STATES", "block_inputs", "genotype_hp_name", "declare_genotype",
     "cells_from_values", "values_from_cells", "cell_concat", "genotype_from_values", "genotype_text",
-    "solve_gamma", "check_compound_ranges", "declare_training", "TRAINING_DEFAULTS", "OPTIMIZERS",
+    "cells_in", "solve_gamma", "check_compound_ranges", "declare_training", "TRAINING_DEFAULTS", "OPTIMIZERS",
 ]
 
 # ----------------------------------------------------------------------------- nasnet
@@ -44,38 +44,51 @@ def genotype_hp_name(cell: str, block: str, kind: str, pair: int) -> str:
     return f"{cell}/{block}/{kind}{pair}"
 
 
-def declare_genotype(hp, ops: Sequence[str]) -> dict[str, list]:
-    """Register the 40 genotype hyperparameters (2 cells x 5 blocks x 2 pairs x (input, op)) and
+def declare_genotype(hp, ops: Sequence[str], cells: Sequence[str] = CELLS) -> dict[str, list]:
+    """Register the genotype hyperparameters -- 5 blocks x 2 pairs x (input, op) for each cell
+    type in ``cells``: 40 for NASNet's normal + reduction cells, 20 for PNAS's single cell -- and
     return their current values as cells (see :func:`cells_from_values`)."""
     ops = [str(o) for o in ops]
     if len(ops) < 2:
         raise ValueError(f"an op set needs at least two ops, got {ops!r}")
-    for cell in CELLS:
+    _check_cells(cells)
+    for cell in cells:
         for block in BLOCKS:
             for pair in PAIR:
                 hp.Choice(genotype_hp_name(cell, block, "input", pair), block_inputs(block))
                 hp.Choice(genotype_hp_name(cell, block, "op", pair), ops)
-    return cells_from_values(hp.values)
+    return cells_from_values(hp.values, cells)
 
 
-def cells_from_values(values: dict) -> dict[str, list]:
+def _check_cells(cells: Sequence[str]) -> None:
+    if tuple(cells) not in (CELLS, ("normal",)):
+        raise ValueError(f"cells must be {CELLS} or ('normal',) (one shared cell, as PNAS), got {cells!r}")
+
+
+def cells_in(values: dict) -> tuple[str, ...]:
+    """The cell types a set of genotype values describes (the reduction cell is optional)."""
+    return CELLS if genotype_hp_name("reduction", "n2", "op", 0) in values else ("normal",)
+
+
+def cells_from_values(values: dict, cells: Sequence[str] | None = None) -> dict[str, list]:
     """``{"normal": [((op, input), (op, input)) for n2..n6], "reduction": [...]}``."""
-    cells = {}
-    for cell in CELLS:
+    cells = cells_in(values) if cells is None else cells
+    out = {}
+    for cell in cells:
         blocks = []
         for block in BLOCKS:
             blocks.append(tuple(
                 (values[genotype_hp_name(cell, block, "op", p)], values[genotype_hp_name(cell, block, "input", p)])
                 for p in PAIR
             ))
-        cells[cell] = blocks
-    return cells
+        out[cell] = blocks
+    return out
 
 
 def values_from_cells(cells: dict) -> dict:
     """The inverse of :func:`cells_from_values` (seeds a search with a known genotype)."""
     values = {}
-    for cell in CELLS:
+    for cell in cells:
         for block, pairs in zip(BLOCKS, cells[cell]):
             for p, (op, state) in zip(PAIR, pairs):
                 values[genotype_hp_name(cell, block, "op", p)] = op
@@ -92,7 +105,8 @@ def cell_concat(blocks: Sequence) -> list[str]:
 
 
 def genotype_from_values(values: dict, op_set: str):
-    """The :class:`keras_convnets.models.nas.Genotype` the hyperparameter values describe."""
+    """The :class:`keras_convnets.models.nas.Genotype` the hyperparameter values describe (with
+    a single shared cell when the values hold no reduction cell)."""
     from keras_convnets.models import nas
 
     cells = cells_from_values(values)
@@ -101,7 +115,7 @@ def genotype_from_values(values: dict, op_set: str):
 
 def _genotype_dict(cells: dict, op_set: str) -> dict:
     out: dict[str, Any] = {}
-    for cell in CELLS:
+    for cell in cells:
         out[cell] = [[list(pair) for pair in pairs] for pairs in cells[cell]]
         out[f"{cell}_concat"] = cell_concat(cells[cell])
     out["op_set"] = op_set
@@ -113,7 +127,7 @@ def genotype_text(values: dict) -> str:
     ``normal: sep3(h0)+id(h1) | ... ; reduction: ...``."""
     cells = cells_from_values(values)
     parts = []
-    for cell in CELLS:
+    for cell in cells:
         blocks = " | ".join("+".join(f"{op}({state})" for op, state in pairs) for pairs in cells[cell])
         parts.append(f"{cell}: {blocks} -> {','.join(cell_concat(cells[cell]))}")
     return " ; ".join(parts)
@@ -157,5 +171,6 @@ def declare_training(hp, tune: bool = True, defaults: dict | None = None) -> dic
     return {
         "optimizer": hp.Choice("optimizer", list(OPTIMIZERS), default=fixed["optimizer"]),
         "learning_rate": hp.Float("learning_rate", 1e-4, 1e-1, sampling="log", default=fixed["learning_rate"]),
-        "dropout": hp.Float("dropout", 0.0, 0.5, step=0.1, default=fixed["dropout"]),
+        # Rounded: keras-tuner's stepped floats accumulate (0.30000000000000004).
+        "dropout": round(hp.Float("dropout", 0.0, 0.5, step=0.1, default=fixed["dropout"]), 6),
     }

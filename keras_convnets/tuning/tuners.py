@@ -147,8 +147,7 @@ class CostAwareMixin:
         if evaluate is not None and args:
             metrics.update(evaluate(hp, model, args[0]))
         if self.models_dir is not None:
-            self.models_dir.mkdir(parents=True, exist_ok=True)
-            model.save(self.models_dir / f"{trial.trial_id}.keras")
+            _save_atomic(model, self.models_dir / f"{trial.trial_id}.keras")
         return metrics
 
     def run_trial(self, trial, *args, **kwargs):
@@ -173,6 +172,14 @@ class CostAwareMixin:
         return metrics
 
 
+def _save_atomic(model, path: Path) -> None:
+    """Save via a temporary file and ``os.replace``: a killed process never leaves half a model."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
 class SearchTuner(CostAwareMixin, kt.Tuner):
     """A keras-tuner Tuner with any oracle (e.g. :class:`RegularizedEvolution`)."""
 
@@ -184,11 +191,12 @@ class HyperbandSearchTuner(CostAwareMixin, kt.Hyperband):
 def make_tuner(algorithm: str, hypermodel, *, objective: str = "val_accuracy", max_trials: int = 20,
                seed: int | None = None, population_size: int = 10, sample_size: int = 3, max_epochs: int = 1,
                directory=None, project_name: str = "tuner", overwrite: bool = False,
-               distribution_strategy=None, **cost_kwargs):
+               distribution_strategy=None, identity_probability: float = 0.05, **cost_kwargs):
     """The tuner of ``algorithm`` (one of :data:`ALGORITHMS`) over ``hypermodel``.
 
-    ``hyperband`` runs keras-tuner's Hyperband with ``max_epochs`` as its largest budget, capped
-    at ``max_trials`` trials; the others run ``max_trials`` trials of ``max_epochs`` epochs.
+    ``hyperband`` runs keras-tuner's Hyperband brackets (``max_epochs`` the largest budget, factor
+    3) until ``max_trials`` trials; the others run ``max_trials`` trials of the epochs ``search``
+    is given. ``identity_probability`` is the evolution's identity-mutation rate.
     """
     if algorithm not in ALGORITHMS:
         raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)}; got {algorithm!r}")
@@ -198,12 +206,13 @@ def make_tuner(algorithm: str, hypermodel, *, objective: str = "val_accuracy", m
                   distribution_strategy=distribution_strategy, **cost_kwargs)
     if algorithm == "hyperband":
         tuner = HyperbandSearchTuner(hypermodel=hypermodel, objective=objective, max_epochs=max(int(max_epochs), 1),
-                                     factor=3, seed=seed, **common)
+                                     factor=3, hyperband_iterations=None, seed=seed, **common)
         tuner.oracle.max_trials = max_trials
         return tuner
     if algorithm == "evolution":
         oracle = RegularizedEvolution(objective=objective, max_trials=max_trials, population_size=population_size,
-                                      sample_size=sample_size, seed=seed)
+                                      sample_size=sample_size, seed=seed,
+                                      identity_probability=identity_probability)
     elif algorithm == "random":
         oracle = kt.oracles.RandomSearchOracle(objective=objective, max_trials=max_trials, seed=seed)
     else:
