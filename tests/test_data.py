@@ -91,7 +91,7 @@ def test_folder_dataset(tmp_path):
     ds = data.load_dataset(f"folder:{tmp_path}", backend="tf", val_examples=4)
     assert ds.num_classes == 2 and ds.class_names == ["cat", "dog"] and ds.augment is True
     assert ds.sizes == {"test": 4, "train": 12, "val": 4}
-    x, y = _arrays(ds.batches("train", 24, 8, training=True))
+    x, y = _arrays(ds.batches("train", 24, 12, training=True))
     assert x.shape == (12, 24, 24, 3) and set(y) <= {0, 1}
     with pytest.raises(data.DataError, match="does not exist"):
         data.load_dataset(f"folder:{tmp_path / 'missing'}")
@@ -106,7 +106,9 @@ def test_tfds_success_path_with_mock_data(tmp_path):
         assert ds.num_classes == 10 and ds.channels == 3 and ds.augment is True
         assert ds.sizes == {"val": 4, "train": 12, "test": 6}
         x, y = _arrays(ds.batches("train", 40, 5, training=True))
-        assert x.shape == (12, 40, 40, 3) and y.dtype == np.int32
+        assert x.shape == (10, 40, 40, 3) and y.dtype == np.int32  # full batches only
+        x, y = _arrays(ds.batches("test", 40, 5))
+        assert x.shape == (6, 40, 40, 3)
 
 
 def test_missing_tfds_dataset_is_explained(tmp_path):
