@@ -12,7 +12,7 @@ from typing import Any
 import keras
 from keras import layers
 
-from keras_convnets.layers import GroupConv2D
+from keras_convnets.layers import DropPath, GroupConv2D
 
 __all__ = [
     "check_common",
@@ -24,6 +24,7 @@ __all__ = [
     "functional_model",
     "conv_bn_act",
     "squeeze_excite",
+    "mbconv",
     "BN_AXIS",
 ]
 
@@ -185,16 +186,75 @@ def conv_bn_act(
     return conv(bn_act(x)) if preact else bn_act(conv(x))
 
 
-def squeeze_excite(x, reduced_filters: int, *, name: str, activation: str = "relu", gate: str = "sigmoid"):
+def squeeze_excite(x, reduced_filters: int, *, name: str, activation: str = "relu", gate: str = "sigmoid",
+                   kernel_initializer: Any = "glorot_uniform"):
     """Squeeze-and-Excitation (Hu et al. 2018, arXiv:1709.01507, Fig. 3): global average pool,
     FC to ``reduced_filters``, activation, FC back, gate, channel-wise scale. The FCs are 1x1
     convs with bias on a 1x1 map (same parameters as Dense; keeps the 4-D layout, as
-    keras.applications' EfficientNet and timm do)."""
+    keras.applications' EfficientNet and timm do). keras' EfficientNet pools to a vector and
+    reshapes it; pooling with ``keepdims`` is the same computation and leaves the weight order
+    (reduce kernel, bias, expand kernel, bias) unchanged."""
     filters = x.shape[-1]
     s = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_squeeze")(x)
-    s = layers.Conv2D(reduced_filters, 1, activation=activation, name=f"{name}_reduce")(s)
-    s = layers.Conv2D(filters, 1, activation=gate, name=f"{name}_expand")(s)
+    s = layers.Conv2D(reduced_filters, 1, activation=activation, kernel_initializer=kernel_initializer,
+                      name=f"{name}_reduce")(s)
+    s = layers.Conv2D(filters, 1, activation=gate, kernel_initializer=kernel_initializer, name=f"{name}_expand")(s)
     return layers.Multiply(name=f"{name}_excite")([x, s])
+
+
+def mbconv(
+    x,
+    filters_out: int,
+    *,
+    name: str,
+    kernel_size: int = 3,
+    strides: int = 1,
+    expand_ratio: int = 6,
+    se_ratio: float = 0.25,
+    drop_rate: float = 0.0,
+    activation: str = "swish",
+    kernel_initializer: Any = "glorot_uniform",
+    bn_epsilon: float = 1e-3,
+    bn_momentum: float = 0.99,
+):
+    """Mobile inverted bottleneck (MobileNetV2, Sandler et al. 2018, arXiv:1801.04381, Table 1)
+    with squeeze-and-excitation, as EfficientNet uses it (Tan & Le 2019, Sec. 4; MnasNet Fig. 7):
+    1x1 expansion to ``expand_ratio`` x the input channels (skipped when the ratio is 1),
+    depthwise ``kernel_size`` conv carrying the stride, SE whose bottleneck is ``se_ratio`` of the
+    block's *input* channels, linear 1x1 projection, and an identity shortcut when shape allows,
+    the residual branch dropped per sample with ``drop_rate`` (drop-connect / stochastic depth).
+
+    Layer names follow keras.applications' EfficientNet (``{name}_expand_conv``, ``{name}_dwconv``,
+    ``{name}_se_reduce``, ``{name}_project_bn``...), and so does the weight order."""
+    filters_in = int(x.shape[-1])
+    filters = filters_in * expand_ratio
+
+    def bn(t, stage):
+        return layers.BatchNormalization(axis=BN_AXIS, epsilon=bn_epsilon, momentum=bn_momentum, name=f"{name}_{stage}bn")(t)
+
+    def act(t, stage):
+        return layers.Activation(activation, name=f"{name}_{stage}activation")(t)
+
+    h = x
+    if expand_ratio != 1:
+        h = layers.Conv2D(filters, 1, padding="same", use_bias=False, kernel_initializer=kernel_initializer,
+                          name=f"{name}_expand_conv")(h)
+        h = act(bn(h, "expand_"), "expand_")
+    # "same" padding equals keras' explicit correct_pad + "valid" for these strides (TF's SAME rule).
+    h = layers.DepthwiseConv2D(kernel_size, strides=strides, padding="same", use_bias=False,
+                               depthwise_initializer=kernel_initializer, name=f"{name}_dwconv")(h)
+    h = act(bn(h, ""), "")
+    if 0 < se_ratio <= 1:
+        h = squeeze_excite(h, max(1, int(filters_in * se_ratio)), name=f"{name}_se", activation=activation,
+                           kernel_initializer=kernel_initializer)
+    h = layers.Conv2D(filters_out, 1, padding="same", use_bias=False, kernel_initializer=kernel_initializer,
+                      name=f"{name}_project_conv")(h)
+    h = bn(h, "project_")
+    if strides == 1 and filters_in == filters_out:
+        if drop_rate > 0:
+            h = DropPath(drop_rate, name=f"{name}_drop")(h)
+        h = layers.Add(name=f"{name}_add")([h, x])
+    return h
 
 
 def _act_name(activation: Any) -> str:

@@ -96,8 +96,10 @@ class CompoundScaling:
 
     def apply(self, name: str, phi: float, base_resolution: int | None = None) -> dict:
         """Build arguments of the registered model ``name`` scaled to ``phi``:
-        ``{"depth_multiplier", "width_multiplier", "input_shape"}``, with the resolution rounded to
-        a multiple of 8 and never below the family's minimum input size."""
+        ``{"depth_multiplier", "width_multiplier", "input_shape"}`` (see :func:`scaled_build_args`:
+        multipliers relative to the variant's own, the resolution ``base_resolution`` (default: the
+        variant's default input) x gamma**phi rounded to a multiple of 8 and never below the
+        family's minimum input size). ``build(name, **apply(name, phi))`` is the scaled network."""
         return scaled_build_args(name, *self.coefficients(phi), base_resolution=base_resolution)
 
     def __repr__(self) -> str:
@@ -105,47 +107,84 @@ class CompoundScaling:
 
 
 def round_resolution(resolution: float, minimum: int = 8, multiple: int = 8) -> int:
-    return max(int(minimum), int(round(resolution / multiple)) * multiple)
+    """``resolution`` rounded to the nearest multiple of ``multiple`` (halves up), and never
+    below ``minimum``: the smallest multiple of ``multiple`` that is >= ``minimum`` at least (a
+    minimum of 75, InceptionV3's, gives 80)."""
+    try:
+        r = float(resolution)
+    except (TypeError, ValueError):
+        raise ValueError(f"resolution must be a number > 0, got {resolution!r}") from None
+    if not math.isfinite(r) or r <= 0:
+        raise ValueError(f"resolution must be a finite number > 0, got {resolution!r}")
+    side = int(math.floor(r / multiple + 0.5)) * multiple
+    return max(side, int(math.ceil(minimum / multiple)) * multiple)
 
 
 def scaled_build_args(name: str, depth: float = 1.0, width: float = 1.0, resolution: float = 1.0,
                       *, base_resolution: int | None = None) -> dict:
-    """Build arguments for ``name`` with depth/width/resolution multipliers, checking that the
-    family takes the knobs that are not 1."""
+    """Build arguments that scale the registered model ``name`` by depth/width/resolution
+    multipliers, *relative to the variant itself*: a variant that is already scaled (e.g.
+    ``efficientnet_b3``, width 1.2) gets ``width_multiplier = 1.2 * width``, and its input side is
+    ``base_resolution`` (default: the variant's default input) x ``resolution``, rounded to a
+    multiple of 8 and never below the family's minimum input. A multiplier that is not 1 for a
+    knob the family does not take raises ValueError naming the knobs it takes. At 1, 1, 1 the
+    variant's own arguments come back (its default input unchanged, even if not a multiple of 8).
+    """
     from keras_convnets import registry
 
     spec = registry.get(name)
-    base = int(base_resolution or spec.default_size)
     args: dict = {}
     for knob, value in (("depth_multiplier", depth), ("width_multiplier", width)):
-        check_multiplier(knob, value)
+        value = check_multiplier(knob, value)
         if knob in spec.knobs:
-            args[knob] = float(value)
+            args[knob] = float(spec.config.get(knob, 1.0)) * value
         elif value != 1.0:
             raise ValueError(f"{name} cannot be scaled by {knob}; its scaling knobs are {list(spec.knobs)}")
-    check_multiplier("resolution multiplier", resolution)
-    side = round_resolution(base * resolution, minimum=spec.min_size)
+    resolution = check_multiplier("resolution multiplier", resolution)
+    if base_resolution is None and resolution == 1.0:
+        side = spec.default_size
+    else:
+        base = spec.default_size if base_resolution is None else check_positive_side(base_resolution)
+        side = round_resolution(base * resolution, minimum=spec.min_size)
     if side != spec.default_size and "resolution" not in spec.knobs:
         raise ValueError(f"{name} has a fixed input size {spec.default_size}; its scaling knobs are {list(spec.knobs)}")
     args["input_shape"] = (side, side, spec.channels)
     return args
 
 
+def check_positive_side(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"base_resolution must be an integer >= 1 (pixels), got {value!r}")
+    return value
+
+
 def grid(target: float = DEFAULT_TARGET, step: float = 0.05, tolerance: float = DEFAULT_TOLERANCE,
          max_value: float = 2.0) -> list[tuple[float, float, float]]:
     """The (alpha, beta, gamma) candidates of the paper's small grid search at phi = 1 (Sec. 3.3,
     "STEP 1"): every point of a grid with spacing ``step`` in [1, max_value]^3 whose
-    alpha*beta^2*gamma^2 is within ``tolerance`` (relative) of ``target``. Sorted by alpha, beta."""
-    if not (0 < step <= 1):
-        raise ValueError(f"step must be in (0, 1], got {step!r}")
-    n = int(round((max_value - 1.0) / step))
+    alpha*beta^2*gamma^2 is within ``tolerance`` (relative) of ``target``. Sorted by alpha, beta,
+    gamma. The paper's choice (1.2, 1.1, 1.15) is on the default grid."""
+    for label, value, ok, allowed in (
+        ("target", target, lambda v: v > 1, "a number > 1"),
+        ("step", step, lambda v: 0 < v <= 1, "a number in (0, 1]"),
+        ("tolerance", tolerance, lambda v: 0 <= v < 1, "a number in [0, 1)"),
+        ("max_value", max_value, lambda v: v >= 1, "a number >= 1"),
+    ):
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{label} must be {allowed}, got {value!r}") from None
+        if not (math.isfinite(v) and ok(v)):
+            raise ValueError(f"{label} must be {allowed}, got {value!r}")
+    n = int(math.floor((max_value - 1.0) / step + 1e-9))
     values = [round(1.0 + i * step, 6) for i in range(n + 1)]
-    out = []
-    for a in values:
-        for b in values:
-            for g in values:
-                if abs(a * b * b * g * g - target) <= tolerance * target:
-                    out.append((a, b, g))
+    out = [
+        (a, b, g)
+        for a in values
+        for b in values
+        for g in values
+        if abs(a * b * b * g * g - target) <= tolerance * target
+    ]
     if not out:
         raise ValueError(f"no (alpha, beta, gamma) on a {step} grid is within {tolerance:.0%} of {target}")
     return out

@@ -1,0 +1,92 @@
+"""Shared measurement helpers for the benchmarks (never part of the test suite).
+
+Timings are taken side by side in one process and alternated (A, B, A, B, ...), and reported as
+ratios of medians, so a noisy machine shifts both sides alike.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def median_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def alternate(fns: dict, rounds: int = 5, repeats: int = 3, warmup: int = 2) -> dict:
+    """Median seconds per call of each function, measured in alternating rounds."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    samples = {k: [] for k in fns}
+    for _ in range(rounds):
+        for k, fn in fns.items():
+            samples[k].append(median_time(fn, repeats))
+    return {k: statistics.median(v) for k, v in samples.items()}
+
+
+def matmul_ceiling_gflops(n: int = 4096, repeats: int = 5) -> float:
+    """The machine's fp32 ceiling as this framework reaches it: a large square matmul, in the
+    same process and backend as the models measured (2*n^3 FLOPs)."""
+    import keras
+    import numpy as np
+    from keras import ops
+
+    a = ops.convert_to_tensor(np.random.default_rng(0).normal(size=(n, n)).astype("float32"))
+    b = ops.convert_to_tensor(np.random.default_rng(1).normal(size=(n, n)).astype("float32"))
+
+    def run():
+        keras.ops.convert_to_numpy(ops.sum(ops.matmul(a, b)))
+
+    run()
+    return 2 * n**3 / median_time(run, repeats) / 1e9
+
+
+def environment() -> dict:
+    import keras
+
+    return {"python": platform.python_version(), "keras": keras.__version__, "backend": keras.backend.backend(),
+            "cpu_count": os.cpu_count(), "machine": platform.machine()}
+
+
+def write_csv(name: str, rows: list[dict]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / name
+    cols: list[str] = []
+    for r in rows:
+        cols.extend(k for k in r if k not in cols)
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=cols)
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+def print_table(rows: list[dict]) -> None:
+    if not rows:
+        return
+    cols = list(rows[0])
+    widths = {c: max(len(c), *(len(_fmt(r.get(c))) for r in rows)) for c in cols}
+    print("  ".join(c.ljust(widths[c]) for c in cols))
+    for r in rows:
+        print("  ".join(_fmt(r.get(c)).ljust(widths[c]) for c in cols))
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.3g}" if abs(v) < 1000 else f"{v:,.0f}"
+    return "" if v is None else str(v)
