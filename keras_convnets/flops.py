@@ -7,7 +7,11 @@ bias adds, activations and pooling are not counted (the papers' convention).
 The count walks the Keras graph (every call of every layer, nested models included) and reads
 each call's symbolic input/output shapes: no graph freezing, no tracing, so counting the whole
 registry takes seconds. A custom layer with weights that does matrix work declares its own count
-with a ``compute_macs(input_shapes, output_shapes) -> int`` method.
+with a ``compute_macs(input_shapes, output_shapes) -> int`` method (a layer with kernels that
+declares none is counted 0 with a warning).
+
+:func:`count_flops_profiler` is the independent cross-check: TensorFlow's profiler on the frozen
+graph (slow; TensorFlow imported only there), with its grouped-convolution blind spot corrected.
 """
 
 from __future__ import annotations

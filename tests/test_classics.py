@@ -167,11 +167,13 @@ def test_googlenet_aux_heads_only_with_aux_logits_and_inference_model_drops_them
 def test_googlenet_trains_with_aux_losses_weighted_0_3(tmp_path):
     model = googlenet_mod.googlenet(input_shape=(79, 79, 3), classes=4, aux_logits=True)
     googlenet_mod.compile_with_aux(model, optimizer=keras.optimizers.SGD(0.01))
-    assert model.loss_weights == [1.0, 0.3, 0.3]
     x = random_images((79, 79, 3), n=2)
     y = np.array([0, 3])
-    losses = model.train_on_batch(x, [y, y, y])
-    assert np.all(np.isfinite(losses))
+    logs = model.train_on_batch(x, [y, y, y], return_dict=True)
+    assert np.all(np.isfinite(list(logs.values())))
+    # the logged losses come from the same forward pass, before the update
+    weighted = logs["predictions_loss"] + 0.3 * (logs["aux1_predictions_loss"] + logs["aux2_predictions_loss"])
+    assert logs["loss"] == pytest.approx(weighted, rel=1e-5)
     inference = googlenet_mod.inference_model(model)
     inference.save(tmp_path / "googlenet.keras")
     back = keras.saving.load_model(tmp_path / "googlenet.keras", safe_mode=True)
@@ -216,3 +218,17 @@ def test_googlenet_bn_is_torchvisions_layout():
     assert model.get_layer("inception_3a_5x5_conv").use_bias is False
     assert not any(isinstance(l, LocalResponseNormalization) for l in model.layers)
     assert model.get_layer("top_dropout").rate == 0.2
+
+
+def test_adaptive_avg_pool_matches_keras_and_pytorchs_bins_below_the_output_size():
+    from keras_convnets.layers import AdaptiveAvgPool2D
+
+    x = np.random.default_rng(0).normal(size=(2, 13, 9, 3)).astype("float32")
+    keras_pool = keras.layers.AdaptiveAveragePooling2D((6, 6))
+    np.testing.assert_allclose(np.asarray(AdaptiveAvgPool2D(6)(x)), np.asarray(keras_pool(x)), atol=1e-6)
+    # PyTorch: 5 -> 3 cells average inputs [0, 2), [1, 4), [3, 5); 2 -> 4 repeats each input twice
+    np.testing.assert_allclose(AdaptiveAvgPool2D._averaging_matrix(5, 3),
+                               [[.5, .5, 0, 0, 0], [0, 1 / 3, 1 / 3, 1 / 3, 0], [0, 0, 0, .5, .5]], atol=1e-7)
+    small = np.arange(4, dtype="float32").reshape(1, 2, 2, 1)
+    np.testing.assert_array_equal(np.asarray(AdaptiveAvgPool2D(4)(small))[0, :, :, 0],
+                                  np.kron(small[0, :, :, 0], np.ones((2, 2))))

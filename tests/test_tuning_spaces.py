@@ -11,7 +11,6 @@ import random
 
 import keras
 import keras_tuner as kt
-import numpy as np
 import pytest
 
 import tuning_toy
@@ -70,15 +69,16 @@ def test_nasnet_space_builds_every_op_set():
     for op_set in ("nasnet", "pnas", "amoeba"):
         hm = tuning.NasnetHyperModel(classes=10, op_set=op_set, num_cells=1, filters=8, resolution=32)
         hp = kt.HyperParameters()
-        hm.build(hp)
+        spaces.declare_genotype(hp, hm.ops, hm.cells)
+        assert len(hp.space) == (20 if op_set == "pnas" else 40), "PNAS searches one shared cell"
         rng = random.Random(op_set)
         hp.values.update({p.name: p.prob_to_value(rng.random()) for p in hp.space})
-        model = hm.build(hp)
-        assert model.output_shape == (None, 10)
+        model = hm.build(hp)  # the one cell builder validates the genotype and wires it
+        assert model.output_shape == (None, 10) and model.input_shape == (None, 32, 32, 3)
         row = hm.describe(hp)
         genotype = nas.Genotype.from_string(row["genotype"])
-        assert str(genotype) == row["genotype"]
-        assert model.predict(np.zeros((1, 32, 32, 3), "float32"), verbose=0).shape == (1, 10)
+        assert str(genotype) == row["genotype"] and genotype.shared_cell == (op_set == "pnas")
+        assert genotype.op_set == op_set and set(genotype.ops()) <= set(nas.OP_SETS[op_set])
 
 
 def test_mnas_score_is_the_papers_reward():
@@ -105,7 +105,7 @@ def test_budget_and_costs_in_every_trial(toy, tmp_path):
     Pareto front is real); under it: trained, evaluated on the test split, saved for export."""
     data = tuning.digits_data(train_examples=64, seed=0)
     hm = tuning.FamilyHyperModel([toy], classes=10, resolutions=[16], widths=(0.5, 1.0, 0.5),
-                                 depths=(0.5, 1.0, 0.5), tune_training=False)
+                                 depths=(0.5, 1.0, 0.5), tune_training=False, run_eagerly=True)
     budget = 30_000  # width 0.5 at 16 px fits, width 1.0 does not
     rows = Rows()
     tuner = tuning.make_tuner("random", hm, max_trials=4, seed=3, directory=tmp_path, recorder=rows,
@@ -142,7 +142,8 @@ def test_random_genotypes_roundtrip_through_hyperparameters():
 
 def test_hypermodel_and_evolution_in_a_plain_keras_tuner_tuner(toy, tmp_path):
     """No CLI, no cost mixin: keras-tuner's own Tuner drives the oracle and the hypermodel."""
-    hm = tuning.FamilyHyperModel([toy], classes=10, resolutions=[16], widths=(0.5, 1.0, 0.5), tune_training=False)
+    hm = tuning.FamilyHyperModel([toy], classes=10, resolutions=[16], widths=(0.5, 1.0, 0.5), tune_training=False,
+                                 run_eagerly=True)
     oracle = tuning.RegularizedEvolution(objective=kt.Objective("val_accuracy", "max"), max_trials=2,
                                          population_size=1, sample_size=1, seed=0)
     tuner = kt.Tuner(oracle=oracle, hypermodel=hm, directory=tmp_path, project_name="plain")

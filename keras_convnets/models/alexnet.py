@@ -22,7 +22,7 @@ from typing import NamedTuple
 from keras import layers
 
 from keras_convnets import blocks, registry, scaling
-from keras_convnets.layers import GroupConv2D, LocalResponseNormalization
+from keras_convnets.layers import AdaptiveAvgPool2D, GroupConv2D, LocalResponseNormalization
 
 __all__ = ["alexnet_family", "ConvSpec", "TWO_TOWER", "ONE_TOWER", "alexnet", "alexnet_one_tower"]
 
@@ -118,7 +118,7 @@ def alexnet_family(
         return blocks.functional_model(img_input, input_tensor, blocks.global_pool(x, pooling), name)
 
     if adaptive_pool:
-        x = layers.AdaptiveAveragePooling2D(adaptive_pool, name="adaptive_avg_pool")(x)
+        x = AdaptiveAvgPool2D(adaptive_pool, name="adaptive_avg_pool")(x)
     x = layers.Flatten(name="flatten")(x)
     for i, units in enumerate(fc_units):
         fc = f"fc{len(conv_table) + 1 + i}"

@@ -21,7 +21,7 @@ in the authors' Caffe prototxt generator.
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import keras
 from keras import layers
@@ -32,7 +32,7 @@ from keras_convnets.layers import FractalJoin, FractalPathDraw
 from keras_convnets.scaling import check_multiplier, round_filters, round_repeats
 
 __all__ = [
-    "FRACTALNET_WIDTHS", "fractal_conv", "fractal_block", "fractalnet", "fractalnet20", "fractalnet40",
+    "FRACTALNET_WIDTHS", "Block", "fractal_conv", "fractal_block", "fractalnet", "fractalnet20", "fractalnet40",
     "extract_column", "load_column_weights", "set_forced_column", "fractal_param_count", "fractal_macs",
 ]
 
@@ -82,8 +82,27 @@ def fractal_block(x, *, block: int, columns: int, filters: int, dropout_rate: fl
     return current[live[0]]
 
 
-def _block_plan(columns, blocks, widths, width_multiplier, depth_multiplier, dropout_rate):
-    """Validated (columns, widths per block, dropout per block) after the scaling knobs."""
+class Block(NamedTuple):
+    """One fractal block of the plan: its width, its dropout rate, and whether a 2x2 max-pool
+    follows it (the last block of each pooled stage)."""
+
+    width: int
+    dropout_rate: float
+    pool: bool
+
+
+def _stage_sizes(blocks: int, stages: int) -> list[int]:
+    """``blocks`` spread as evenly as possible over ``stages`` (each >= 1), extras towards the end."""
+    return [(s + 1) * blocks // stages - s * blocks // stages for s in range(stages)]
+
+
+def _block_plan(columns, blocks, widths, width_multiplier, depth_multiplier, dropout_rate) -> tuple[Block, ...]:
+    """The validated blocks after the scaling knobs.
+
+    The paper has one block per pooled stage (B = 5 stages on CIFAR, 32 -> 1). Depth scales the
+    number of blocks, round_repeats(B x depth), spread over the B stages (so the input side the
+    pools need does not change): 6 blocks put two in the last stage, 10 two in every stage.
+    Fewer blocks than stages (depth < 1) drop the last stages."""
     common.check_positive_int("columns", columns)
     if isinstance(widths, int) and not isinstance(widths, bool):
         widths = (widths,) * (blocks if blocks is not None else len(FRACTALNET_WIDTHS))
@@ -100,9 +119,13 @@ def _block_plan(columns, blocks, widths, width_multiplier, depth_multiplier, dro
         raise ValueError(f"widths must give one width per block: {blocks} blocks, got {len(widths)} widths {widths}")
     width_multiplier = check_multiplier("width_multiplier", width_multiplier)
     depth_multiplier = check_multiplier("depth_multiplier", depth_multiplier)
-    # Depth scales the number of blocks (each one more pooling stage); extra blocks keep the last width.
     n = round_repeats(blocks, depth_multiplier)
-    widths = tuple(round_filters(w, width_multiplier) for w in (widths + (widths[-1],) * n)[:n])
+    stages = min(n, blocks)
+    stage_widths = []
+    pools = []
+    for size, w in zip(_stage_sizes(n, stages), widths):
+        stage_widths += [round_filters(w, width_multiplier)] * size
+        pools += [False] * (size - 1) + [True]
     if isinstance(dropout_rate, (int, float)) and not isinstance(dropout_rate, bool):
         top = common.check_rate("dropout_rate", dropout_rate)
         # §4: drop rate fixed per block, rising linearly: 0, 10, 20, 30, 40 % for five blocks.
@@ -114,7 +137,7 @@ def _block_plan(columns, blocks, widths, width_multiplier, depth_multiplier, dro
             raise ValueError(f"dropout_rate must be a number or one rate per block, got {dropout_rate!r}") from None
         if len(rates) != n:
             raise ValueError(f"dropout_rate gives {len(rates)} rates for {n} blocks; give one per block or one number")
-    return widths, rates
+    return tuple(Block(w, r, p) for w, r, p in zip(stage_widths, rates, pools))
 
 
 def fractalnet(
@@ -137,19 +160,20 @@ def fractalnet(
     column: int | None = None,
     seed: int | None = None,
 ):
-    """FractalNet with ``columns`` columns and ``blocks`` blocks (default: one per width).
+    """FractalNet with ``columns`` columns and ``blocks`` blocks (default: one per width), each
+    followed by a 2x2 max-pool.
 
     ``dropout_rate``: the last block's rate, the others rising linearly from 0 (§4), or one rate
-    per block. ``drop_path_rate``: local drop-path probability of each join input (§3: 0.15).
-    ``global_path_ratio``: share of training batches using global drop-path (§3: 0.5).
-    ``column=k`` builds only column k (1 = shallowest ... ``columns`` = deepest), with the fractal
-    net's layer names. ``seed`` makes drop-path and dropout reproducible. ``depth_multiplier``
-    scales the number of blocks (the input must then be at least 2^blocks). CIFAR defaults:
+    per block (after depth scaling). ``drop_path_rate``: local drop-path probability of each join
+    input (§3: 0.15). ``global_path_ratio``: share of training batches using global drop-path
+    (§3: 0.5). ``column=k`` builds only column k (1 = shallowest ... ``columns`` = deepest), with
+    the fractal net's layer names. ``seed`` makes drop-path and dropout reproducible.
+    ``depth_multiplier`` scales the number of blocks (see :func:`_block_plan`). CIFAR defaults:
     32x32 input, 10 classes.
     """
     common.check_common(include_top=include_top, pooling=pooling, classes=classes,
                         classifier_activation=classifier_activation)
-    widths, rates = _block_plan(columns, blocks, widths, width_multiplier, depth_multiplier, dropout_rate)
+    plan = _block_plan(columns, blocks, widths, width_multiplier, depth_multiplier, dropout_rate)
     drop_path_rate = common.check_rate("drop_path_rate", drop_path_rate)
     try:
         global_path_ratio = float(global_path_ratio)
@@ -161,18 +185,26 @@ def fractalnet(
         raise ValueError(f"column must be None (the whole fractal net) or an integer in 1..{columns}, got {column!r}")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise ValueError(f"seed must be None or an integer, got {seed!r}")
-    # Every block halves the grid with a valid 2x2 pool, so the input needs 2^B pixels a side.
-    img_input = common.image_input(input_shape, input_tensor, default_size=32, min_size=2 ** len(widths),
-                                   model_name=name)
+    return _fractal_net(plan, columns=columns, drop_path_rate=drop_path_rate, global_path_ratio=global_path_ratio,
+                        column=column, seed=seed, include_top=include_top, input_shape=input_shape,
+                        input_tensor=input_tensor, pooling=pooling, classes=classes,
+                        classifier_activation=classifier_activation, name=name)
 
+
+def _fractal_net(plan, *, columns, drop_path_rate, global_path_ratio, column, seed, include_top, input_shape,
+                 input_tensor, pooling, classes, classifier_activation, name):
+    # Each pool halves the grid (valid 2x2), so the input needs 2^pools pixels a side.
+    img_input = common.image_input(input_shape, input_tensor, default_size=32,
+                                   min_size=2 ** sum(b.pool for b in plan), model_name=name)
     draw = None
     if column is None and columns > 1 and global_path_ratio > 0:
         draw = FractalPathDraw(columns, global_path_ratio, seed=seed, name="drop_path_draw")(img_input)
     x = img_input
-    for b, (filters, rate) in enumerate(zip(widths, rates), start=1):
-        x = fractal_block(x, block=b, columns=columns, filters=filters, dropout_rate=rate, draw=draw,
-                          drop_path_rate=drop_path_rate, only_column=column, seed=seed)
-        x = layers.MaxPooling2D(2, strides=2, name=f"block{b}_pool")(x)
+    for b, block in enumerate(plan, start=1):
+        x = fractal_block(x, block=b, columns=columns, filters=block.width, dropout_rate=block.dropout_rate,
+                          draw=draw, drop_path_rate=drop_path_rate, only_column=column, seed=seed)
+        if block.pool:
+            x = layers.MaxPooling2D(2, strides=2, name=f"block{b}_pool")(x)
     x = common.classifier(x, include_top=include_top, pooling=pooling, classes=classes,
                           classifier_activation=classifier_activation)
     return common.functional_model(img_input, input_tensor, x, name=name)
@@ -184,7 +216,7 @@ _DROPOUT_NAME = re.compile(r"^block(\d+)_col\d+_conv\d+_dropout$")
 
 
 def _fractal_config(model) -> dict[str, Any]:
-    """The builder arguments of a fractal net, read back from its layers."""
+    """The block plan and head of a fractal net, read back from its layer names."""
     widths, columns, rates = {}, 0, {}
     for layer in model.layers:
         m = _CONV_NAME.match(layer.name)
@@ -197,14 +229,13 @@ def _fractal_config(model) -> dict[str, Any]:
             rates[int(m.group(1))] = layer.rate
     if not widths:
         raise ValueError(f"{model.name!r} has no FractalNet conv layers (block<b>_col<k>_conv<i>)")
-    n = max(widths)
     names = {layer.name for layer in model.layers}
     top = model.get_layer("predictions") if "predictions" in names else None
     pooling = "avg" if top is None and "avg_pool" in names else "max" if top is None and "max_pool" in names else None
     return {
+        "plan": tuple(Block(widths[b], float(rates.get(b, 0.0)), f"block{b}_pool" in names)
+                      for b in range(1, max(widths) + 1)),
         "columns": columns,
-        "widths": tuple(widths[b] for b in range(1, n + 1)),
-        "dropout_rate": tuple(float(rates.get(b, 0.0)) for b in range(1, n + 1)),
         "input_shape": tuple(model.inputs[0].shape[1:]),
         "include_top": top is not None,
         "pooling": pooling,
@@ -236,7 +267,9 @@ def extract_column(model, column: int, name: str | None = None):
     config = _fractal_config(model)
     if isinstance(column, bool) or not isinstance(column, int) or not 1 <= column <= config["columns"]:
         raise ValueError(f"column must be an integer in 1..{config['columns']}, got {column!r}")
-    net = fractalnet(**config, column=column, name=name or f"{model.name}_column{column}")
+    plan = config.pop("plan")
+    net = _fractal_net(plan, **config, drop_path_rate=0.0, global_path_ratio=0.0, column=column, seed=None,
+                       input_tensor=None, name=name or f"{model.name}_column{column}")
     load_column_weights(net, model)
     return net
 
@@ -280,8 +313,9 @@ def fractal_param_count(columns: int, widths: Sequence[int], *, in_channels: int
 
 def fractal_macs(columns: int, widths: Sequence[int], *, input_size: int = 32, in_channels: int = 3,
                  classes: int = 10) -> int:
-    """Conv + dense multiply-adds at batch 1 of the same wiring: block b runs at the grid left by
-    b - 1 2x2 pools ('same' 3x3 convs), the classifier on the final width."""
+    """Conv + dense multiply-adds at batch 1 of the same wiring (one block per pooled stage): block
+    b runs at the grid left by b - 1 2x2 pools ('same' 3x3 convs), the classifier on the final
+    width."""
     total, cin, side = 0, in_channels, input_size
     for w in widths:
         n_in, n_all = _convs_reading_input(columns), _convs_per_block(columns)

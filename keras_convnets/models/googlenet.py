@@ -23,7 +23,7 @@ import keras
 from keras import layers
 
 from keras_convnets import blocks, registry, scaling
-from keras_convnets.layers import LocalResponseNormalization
+from keras_convnets.layers import AdaptiveAvgPool2D, LocalResponseNormalization
 
 __all__ = [
     "inception_v1",
@@ -134,7 +134,7 @@ def auxiliary_classifier(x, *, classes: int, classifier_activation, aux_pool: st
     if aux_pool == "paper":
         x = layers.AveragePooling2D(5, strides=3, name=f"{name}_pool")(x)
     else:
-        x = layers.AdaptiveAveragePooling2D(4, name=f"{name}_pool")(x)
+        x = AdaptiveAvgPool2D(4, name=f"{name}_pool")(x)
     x = _conv_unit(x, scaling.round_filters(128, width_multiplier), 1, batch_norm=batch_norm, name=f"{name}_conv")
     x = layers.Flatten(name=f"{name}_flatten")(x)
     x = layers.Dense(scaling.round_filters(1024, width_multiplier), activation="relu", name=f"{name}_fc")(x)

@@ -89,6 +89,7 @@ SETTINGS: dict[str, tuple[str, Any, Any]] = {
     "optimizer": ("training", str, "adam"),
     "learning_rate": ("training", float, 1e-3),
     "dropout": ("training", float, 0.0),
+    "eager": ("training", bool, False),
     "seed": ("training", int, 0),
 }
 TABLES = sorted({t for t, _, _ in SETTINGS.values() if t})
@@ -125,6 +126,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--resolution", type=int, metavar="PX", help="input side (nasnet, compound base; default 32)")
     a("--epochs", type=int, metavar="N", help="epochs per trial (hyperband: the largest budget; default 1)")
     a("--batch-size", dest="batch_size", type=int, metavar="N", help="batch size (default 64)")
+    a("--eager", action="store_true", default=None,
+      help="train eagerly (no graph tracing: faster for small searches of few steps)")
     a("--seed", type=int, metavar="N", help="seed of the data split, the search and the weights (default 0)")
     a("--strategy", help="train each trial under a tf.distribute strategy: none | mirrored (all local GPUs)")
     a("--out", metavar="DIR", help="output folder (default reports/<study name>)")
@@ -284,21 +287,24 @@ def check_settings(s: dict) -> None:
 
 # ----------------------------------------------------------------------------- data
 def open_data(s: dict):
-    """The search's data (:class:`keras_convnets.tuning.SearchData`). Digits are served by the
-    bundled loader; other datasets go through the project's data layer when it is installed."""
+    """The search's data (:class:`keras_convnets.tuning.SearchData`) through the project's data
+    layer, as for ``study scale`` (same splits, pipeline and throughput measure); without that
+    layer only digits can be served (by the small loader of :mod:`keras_convnets.tuning`)."""
     from keras_convnets import tuning
 
-    if s["dataset"] == "digits":
-        return tuning.digits_data(train_examples=s["train_examples"], seed=s["seed"])
     try:
         from keras_convnets import data as data_layer
+        from keras_convnets.study.runner import measure_throughput
     except ImportError:
-        raise StudyError(f"dataset {s['dataset']!r} needs keras_convnets.data, which is not available; "
-                         "use --dataset digits") from None
+        if s["dataset"] != "digits":
+            raise StudyError(f"dataset {s['dataset']!r} needs keras_convnets.data, which is not available; "
+                             "use --dataset digits") from None
+        return tuning.digits_data(train_examples=s["train_examples"], seed=s["seed"])
+    dataset = data_layer.load_dataset(s["dataset"], data_dir=s["data_dir"], train_examples=s["train_examples"],
+                                      seed=s["seed"])
     return tuning.SearchData.from_dataset(
-        data_layer.load_dataset(s["dataset"], data_dir=s["data_dir"], train_examples=s["train_examples"],
-                                seed=s["seed"]),
-        batch_size=s["batch_size"], seed=s["seed"])
+        dataset, batch_size=s["batch_size"], seed=s["seed"],
+        throughput=lambda model: measure_throughput(model, dataset, s["batch_size"]))
 
 
 # ----------------------------------------------------------------------------- results
@@ -423,7 +429,7 @@ def make_hypermodel(s: dict, classes: int):
     from keras_convnets import tuning
 
     training = {"optimizer": s["optimizer"], "learning_rate": s["learning_rate"], "dropout": s["dropout"]}
-    common = dict(batch_size=s["batch_size"], training=training)
+    common = dict(batch_size=s["batch_size"], training=training, run_eagerly=s["eager"])
     if s["tune_training"] is not None:
         common["tune_training"] = s["tune_training"]
     if s["space"] == "family":

@@ -3,8 +3,9 @@
 A search samples the input resolution (family space) or derives it (compound space), so the
 hypermodels ask for the splits *at the model's input shape*; :class:`SearchData` caches them per
 (side, channels). The loading itself is the project's data layer when it is available
-(``keras_convnets.data``); the bundled scikit-learn digits loader below keeps the search usable
-and testable offline without it.
+(``keras_convnets.data``, :meth:`SearchData.from_dataset`), as for ``study scale``; the small
+scikit-learn digits loader below (:func:`digits_data`) serves plain arrays, for using the spaces
+from Python without that layer.
 """
 
 from __future__ import annotations
@@ -43,8 +44,10 @@ class SearchData:
     """``loader(side, channels) -> Splits``, cached: ``data.at((32, 32, 3))``."""
 
     def __init__(self, loader: Callable[[int, int], Splits], *, classes: int, name: str, channels: int = 3,
-                 info: dict | None = None):
+                 info: dict | None = None, throughput: Callable | None = None):
         self._loader = loader
+        # throughput(model) -> images per second of inference, measured the study's way when given.
+        self.throughput = throughput
         self.classes = int(classes)
         self.name = name
         self.channels = int(channels)
@@ -52,7 +55,7 @@ class SearchData:
         self._cache: dict[tuple[int, int], Splits] = {}
 
     @classmethod
-    def from_dataset(cls, dataset, *, batch_size: int, seed: int = 0) -> "SearchData":
+    def from_dataset(cls, dataset, *, batch_size: int, seed: int = 0, throughput: Callable | None = None) -> "SearchData":
         """The project's data layer (``keras_convnets.data.load_dataset(...)``): batches at each
         trial's resolution, the same pipeline (resize, normalise, augment) as ``study scale``."""
 
@@ -63,7 +66,7 @@ class SearchData:
             return Splits(train=split("train", training=True), val=split("val"), test=split("test"))
 
         return cls(loader, classes=dataset.num_classes, name=dataset.name, channels=dataset.channels,
-                   info=dict(dataset.sizes))
+                   info=dict(dataset.sizes), throughput=throughput)
 
     def at(self, input_shape) -> Splits:
         """The splits at ``input_shape`` = (side, side, channels) (a model's ``input_shape`` with
