@@ -123,3 +123,24 @@ def test_missing_tfds_dataset_is_explained(tmp_path):
 def test_tfds_needs_tensorflow_backend():
     with pytest.raises(data.DataError, match="data export cifar10"):
         data.load_dataset("cifar10", backend="numpy")
+
+
+def test_tfds_export_to_npz_with_mock_data(tmp_path):
+    import tensorflow_datasets as tfds
+
+    out = tmp_path / "c.npz"
+    with tfds.testing.mock_data(num_examples=6):
+        shapes = data.export_npz("cifar10", out, data_dir=str(tmp_path))
+    assert shapes == {"x_train": (6, 32, 32, 3), "y_train": (6,), "x_test": (6, 32, 32, 3), "y_test": (6,)}
+    ds = data.load_dataset(f"npz:{out}", backend="numpy", val_examples=2)
+    assert ds.num_classes == 10 and len(ds.class_names) == 10 and ds.sizes["train"] == 4
+
+
+def test_data_export_cli(tmp_path, capsys):
+    from keras_convnets.study.__main__ import main
+
+    out = tmp_path / "d.npz"
+    assert main(["data", "export", "digits", "--out", str(out)]) == 0
+    assert "x_train (1437, 8, 8, 1)" in capsys.readouterr().out
+    assert main(["data", "export", "digits", "--out", str(out)]) == 2
+    assert "--force" in capsys.readouterr().err

@@ -68,11 +68,12 @@ def test_scale_end_to_end_and_kill_resume(tmp_path, capsys):
     config = tmp_path / "tiny.toml"
     config.write_text(TINY)
     whole, killed = tmp_path / "whole", tmp_path / "killed"
-    # The study to kill runs in a subprocess (killed by a watcher the moment its first row is
-    # written); meanwhile the uninterrupted study runs in this process, which has TensorFlow
-    # imported already (an import costs half a minute on a busy 2-core machine).
-    b = subprocess.Popen(_cli("scale", "--config", config, "--out", killed, "--quiet"), cwd=tmp_path, env=_env(),
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # The study to kill runs in a subprocess; a watcher kills it the moment its first row is
+    # written and starts the --resume run. Meanwhile the uninterrupted study runs in this process
+    # (TensorFlow is imported already: an import costs half a minute on a busy 2-core machine).
+    killed_cmd = _cli("scale", "--config", config, "--out", killed, "--quiet")
+    b = subprocess.Popen(killed_cmd, cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         text=True, start_new_session=True)
     seen: dict = {}
 
     def watch():
@@ -81,6 +82,9 @@ def test_scale_end_to_end_and_kill_resume(tmp_path, capsys):
             if _rows(killed):
                 seen["rows"] = {r["trial_id"] for r in _rows(killed)}
                 os.killpg(b.pid, signal.SIGKILL)  # mid-study: the trial in flight is lost
+                b.wait()
+                seen["resume"] = subprocess.run([*killed_cmd, "--resume"], cwd=tmp_path, env=_env(),
+                                                capture_output=True, text=True, timeout=900)
                 return
             time.sleep(0.2)
 
@@ -90,16 +94,15 @@ def test_scale_end_to_end_and_kill_resume(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "[trial 3/3]" in out and "ETA" in out and "report:" in out
     watcher.join(timeout=900)
-    b.wait(timeout=60)
     assert seen.get("rows"), f"the killed study wrote no row: {b.stderr.read()[-2000:]}"
     assert seen["rows"] < EXPECTED, seen
     assert b.returncode == -signal.SIGKILL
-
+    resumed = seen["resume"]
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "skipped (--resume)" in resumed.stdout
     # Without --resume an existing study is not touched.
     assert main(["scale", "--config", str(config), "--out", str(killed), "--quiet"]) == 2
     assert "already exists" in capsys.readouterr().err
-    assert main(["scale", "--config", str(config), "--out", str(killed), "--resume", "--quiet"]) == 0
-    assert "skipped (--resume)" in capsys.readouterr().out
 
     rows_whole, rows_killed = _rows(whole), _rows(killed)
     ids_whole = [r["trial_id"] for r in rows_whole]
