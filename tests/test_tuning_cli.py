@@ -136,6 +136,9 @@ def test_search_report_then_killed_and_resumed(tmp_path):
     page = (out / "index.html").read_text()
     assert "Pareto front" in page and page.count("data:image/png;base64,") >= 3
     assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    # The same export as for `scale`: a trained trial, reloaded and checked.
+    assert main(["export", str(out), "--trial", "2", "--out", str(tmp_path / "t2.keras"), "--format", "keras"]) == 0
+    assert (tmp_path / "t2.keras").exists()
 
 
 # ----------------------------------------------------------------------------- distributed

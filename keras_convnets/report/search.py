@@ -46,10 +46,23 @@ def _depths(blocks: list, names: list[str]) -> dict[str, int]:
     return depth
 
 
+def _place(box: tuple, placed: list, step: float = 17.0) -> tuple:
+    """Move a label box (x0, y0, x1, y1) up or down, alternately, until it overlaps no label
+    already placed (a few lines of collision avoidance keep op names readable)."""
+    x0, y0, x1, y1 = box
+    for k in range(12):
+        dy = step * ((k + 1) // 2) * (1 if k % 2 else -1)
+        cand = (x0, y0 + dy, x1, y1 + dy)
+        if all(cand[2] < p[0] or cand[0] > p[2] or cand[3] < p[1] or cand[1] > p[3] for p in placed):
+            return cand
+    return box
+
+
 def cell_svg(blocks: list, concat: list[str], title: str) -> Markup:
     """One cell as an inline SVG DAG: the inputs h1 and h0 on the left, each block n2..n6 a node
-    in the column after its deepest input, each edge labelled with its op, and the output node
-    joined by the concatenated states (Zoph et al. 2018, Fig. 4 draws cells the same way)."""
+    in the column after its deepest input, each edge labelled with its op (the label sits just
+    before the block it feeds), and the output node joined by the concatenated states (Zoph et al.
+    2018, Fig. 4 draws cells the same way)."""
     names = [f"n{i + 2}" for i in range(len(blocks))]
     depth = _depths(blocks, names)
     out_col = max(depth.values()) + 1
@@ -57,47 +70,50 @@ def cell_svg(blocks: list, concat: list[str], title: str) -> Markup:
     for name in ["h1", "h0"] + names:
         columns.setdefault(depth[name], []).append(name)
     columns[out_col] = ["output"]
-    col_w, row_h, pad = 170, 74, 30
+    col_w, row_h, pad = 190, 84, 30
     rows = max(len(v) for v in columns.values())
-    width, height = col_w * out_col + 2 * pad + 60, row_h * rows + 2 * pad + 24
+    width, height = col_w * out_col + 2 * pad + 60, row_h * rows + 2 * pad + 40
     pos = {}
     for col, members in columns.items():
-        top = pad + 24 + (rows - len(members)) * row_h / 2
+        top = pad + 30 + (rows - len(members)) * row_h / 2
         for i, name in enumerate(members):
             pos[name] = (pad + 30 + col * col_w, top + i * row_h + row_h / 2)
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="cell" width="{width:.0f}" height="{height:.0f}" '
-             f'viewBox="0 0 {width:.0f} {height:.0f}" role="img" aria-label="{escape(title)}">',
-             '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" markerHeight="6" '
-             'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#666"/></marker></defs>',
-             f'<text x="{pad}" y="{pad}" font-size="14" font-weight="600">{escape(title)}</text>']
+    lines, nodes, labels = [], [], []
+    placed: list[tuple] = [(x - 28, y - 17, x + 30, y + 17) for x, y in pos.values()]  # labels avoid nodes
 
-    def edge(a: str, b: str, label: str = "", shift: float = 0.0):
+    def edge(a: str, b: str, label: str = ""):
         (x1, y1), (x2, y2) = pos[a], pos[b]
-        parts.append(f'<line x1="{x1 + 22:.1f}" y1="{y1:.1f}" x2="{x2 - 24:.1f}" y2="{y2:.1f}" stroke="#888" '
+        lines.append(f'<line x1="{x1 + 24:.1f}" y1="{y1:.1f}" x2="{x2 - 26:.1f}" y2="{y2:.1f}" stroke="#999" '
                      'stroke-width="1.3" marker-end="url(#arrow)"/>')
         if label:
-            mx, my = x1 + (x2 - x1) * 0.55, y1 + (y2 - y1) * 0.55 + shift
+            mx = x2 - col_w * 0.45
+            my = y1 + (y2 - y1) * (mx - x1) / (x2 - x1)
             w = 7 * len(label) + 8
-            parts.append(f'<rect x="{mx - w / 2:.1f}" y="{my - 9:.1f}" width="{w}" height="16" rx="3" '
-                         'fill="#fff7e0" stroke="#e0c070"/>')
-            parts.append(f'<text x="{mx:.1f}" y="{my + 3:.1f}" font-size="11" text-anchor="middle" '
-                         f'font-family="monospace">{escape(label)}</text>')
+            bx0, by0, bx1, by1 = _place((mx - w / 2, my - 8, mx + w / 2, my + 8), placed)
+            placed.append((bx0, by0, bx1, by1))
+            labels.append(f'<rect x="{bx0:.1f}" y="{by0:.1f}" width="{w}" height="16" rx="3" fill="#fff7e0" '
+                          f'stroke="#e0c070"/><text x="{(bx0 + bx1) / 2:.1f}" y="{by0 + 12:.1f}" font-size="11" '
+                          f'text-anchor="middle" font-family="monospace">{escape(label)}</text>')
 
     for name, pairs in zip(names, blocks):
-        same = pairs[0][1] == pairs[1][1]
-        for k, (op, state) in enumerate(pairs):
-            edge(state, name, op, shift=(-10 if k == 0 else 10) if same else 0.0)
+        for op, state in pairs:
+            edge(state, name, op)
     for state in concat:
         edge(state, "output")
     for name, (x, y) in pos.items():
         fill = "#e8f0fb" if name in ("h0", "h1") else ("#eaf6ea" if name == "output" else "#ffffff")
-        label = "concat" if name == "output" else name
-        parts.append(f'<rect x="{x - 24:.1f}" y="{y - 15:.1f}" width="{48 if name != "output" else 56}" height="30" '
-                     f'rx="6" fill="{fill}" stroke="#446"/>')
-        parts.append(f'<text x="{x + (4 if name == "output" else 0):.1f}" y="{y + 4:.1f}" font-size="12" '
-                     f'text-anchor="middle">{escape(label)}</text>')
-    parts.append("</svg>")
-    return Markup("".join(parts))
+        text = "concat" if name == "output" else name
+        w = 56 if name == "output" else 48
+        nodes.append(f'<rect x="{x - w / 2:.1f}" y="{y - 15:.1f}" width="{w}" height="30" rx="6" fill="{fill}" '
+                     f'stroke="#446"/><text x="{x:.1f}" y="{y + 4:.1f}" font-size="12" '
+                     f'text-anchor="middle">{escape(text)}</text>')
+    head = (f'<svg xmlns="http://www.w3.org/2000/svg" class="cell" width="{width:.0f}" height="{height:.0f}" '
+            f'viewBox="0 0 {width:.0f} {height:.0f}" role="img" aria-label="{escape(title)}">'
+            '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" markerHeight="6" '
+            'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#666"/></marker></defs>'
+            f'<text x="{pad}" y="{pad}" font-size="14" font-weight="600">{escape(title)}</text>')
+    # Edges first, then nodes over them, then labels over both.
+    return Markup(head + "".join(lines) + "".join(nodes) + "".join(labels) + "</svg>")
 
 
 def _best_cells(df, meta: dict):

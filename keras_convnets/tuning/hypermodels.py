@@ -210,15 +210,17 @@ class FamilyHyperModel(SearchHyperModel):
 
 
 def resolve_model(name: str) -> str:
-    """A registered model name, or a family name standing for its base model: the family's
-    variant with the smallest reference MACs among those that take width and depth multipliers
-    (else the smallest of all its variants)."""
+    """A registered model name, or a family name standing for its base model: the first variant
+    the family's module registers that takes width and depth multipliers (the family's reference
+    model: resnet18, densenet121, efficientnet_b0, nasnet_mobile...), else its first variant."""
     if name in registry.list_models():
         return name
     if name in registry.list_families():
-        specs = [registry.get(m) for m in registry.list_models(name)]
-        scalable = [s for s in specs if {"width_multiplier", "depth_multiplier"} <= set(s.knobs)] or specs
-        return min(scalable, key=lambda s: (s.ref_macs or 0, s.name)).name
+        members = set(registry.list_models(name))
+        # The registry keeps its table in registration order, i.e. the order of the family module.
+        in_order = [registry.get(m) for m in registry._REGISTRY if m in members]
+        scalable = [s for s in in_order if {"width_multiplier", "depth_multiplier"} <= set(s.knobs)]
+        return (scalable or in_order)[0].name
     registry.get(name)  # raises the registry's "Unknown model ... Did you mean" error
     return name
 
