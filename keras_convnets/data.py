@@ -28,7 +28,7 @@ selection never sees the test set. Images are resized (bilinear) to each trial's
 converted to the channels the model wants (grey <-> RGB), scaled to [0, 1] and standardised per
 channel with the training data's mean and std. Training batches are shuffled and, when
 ``augment`` is on (``"auto"``: on for RGB data such as CIFAR, off for digits, where a flip changes
-the class), randomly cropped (pad by resolution/8 and crop back) and flipped left-right.
+the class), cut into full batches only (:func:`train_steps` per epoch), randomly cropped (pad by resolution/8 and crop back) and flipped left-right.
 The ``tf`` backend builds a tf.data pipeline (resize -> normalise -> cache -> shuffle -> augment ->
 batch -> prefetch). The ``numpy`` backend (chosen automatically when TensorFlow is not importable
 or ``KERAS_BACKEND`` is not ``tensorflow``) needs neither TensorFlow nor tf.data: it serves
@@ -48,7 +48,7 @@ from typing import Any, Callable
 import numpy as np
 
 __all__ = ["Dataset", "DataError", "load_dataset", "export_npz", "resize_bilinear", "default_backend",
-           "IMAGE_EXTENSIONS"]
+           "train_steps", "train_batch_size", "IMAGE_EXTENSIONS"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 # Luminance weights of ITU-R BT.601, as tf.image.rgb_to_grayscale.
@@ -124,6 +124,16 @@ def _convert_channels_np(x: np.ndarray, channels: int) -> np.ndarray:
     if channels == 1 and have == 3:
         return (x @ _GREY)[..., None]
     raise DataError(f"cannot convert {have}-channel images to the {channels} channels the model wants")
+
+
+def train_batch_size(n: int, batch_size: int) -> int:
+    """Training batches are full (the remainder is dropped each epoch, a different part each
+    time since the data are reshuffled); with fewer examples than a batch, one batch of all."""
+    return max(1, min(int(batch_size), int(n)))
+
+
+def train_steps(n: int, batch_size: int) -> int:
+    return max(1, int(n) // train_batch_size(n, batch_size))
 
 
 # ----------------------------------------------------------------------------- splits
@@ -236,7 +246,10 @@ def _tf_pipeline(split: _Split, resolution, batch_size, channels, mean, std, *, 
         ds = ds.shuffle(min(split.size, 10_000) or 1, seed=seed, reshuffle_each_iteration=True)
         if augment:
             ds = ds.map(augment_fn, num_parallel_calls=autotune)
-    return ds.batch(batch_size).prefetch(autotune)
+    # Training drops the last partial batch: a second batch shape would trace the training step
+    # again (minutes for EfficientNet on a CPU), and a tiny last batch makes BatchNorm noisy.
+    return ds.batch(train_batch_size(split.size, batch_size) if training else batch_size,
+                    drop_remainder=training).prefetch(autotune)
 
 
 _NUMPY_BATCHES = None
@@ -260,6 +273,8 @@ class _NumpyBatchesMixin:
                  augment=False, seed=0):
         super().__init__(workers=1, use_multiprocessing=False)
         self.x, self.y = x, np.asarray(y, "int32")
+        if training:  # full batches only, as the tf.data pipeline
+            batch_size = train_batch_size(len(self.x), batch_size)
         self.resolution, self.batch_size, self.channels = int(resolution), int(batch_size), int(channels)
         self.mean, self.std = mean, std
         self.training, self.augment = training, augment
@@ -267,6 +282,8 @@ class _NumpyBatchesMixin:
         self.order = self.rng.permutation(len(self.x)) if training else np.arange(len(self.x))
 
     def __len__(self):
+        if self.training:
+            return train_steps(len(self.x), self.batch_size)
         return int(math.ceil(len(self.x) / self.batch_size))
 
     def __getitem__(self, index):

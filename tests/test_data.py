@@ -91,7 +91,7 @@ def test_folder_dataset(tmp_path):
     ds = data.load_dataset(f"folder:{tmp_path}", backend="tf", val_examples=4)
     assert ds.num_classes == 2 and ds.class_names == ["cat", "dog"] and ds.augment is True
     assert ds.sizes == {"test": 4, "train": 12, "val": 4}
-    x, y = _arrays(ds.batches("train", 24, 8, training=True))
+    x, y = _arrays(ds.batches("train", 24, 12, training=True))
     assert x.shape == (12, 24, 24, 3) and set(y) <= {0, 1}
     with pytest.raises(data.DataError, match="does not exist"):
         data.load_dataset(f"folder:{tmp_path / 'missing'}")
@@ -106,7 +106,9 @@ def test_tfds_success_path_with_mock_data(tmp_path):
         assert ds.num_classes == 10 and ds.channels == 3 and ds.augment is True
         assert ds.sizes == {"val": 4, "train": 12, "test": 6}
         x, y = _arrays(ds.batches("train", 40, 5, training=True))
-        assert x.shape == (12, 40, 40, 3) and y.dtype == np.int32
+        assert x.shape == (10, 40, 40, 3) and y.dtype == np.int32  # full batches only
+        x, y = _arrays(ds.batches("test", 40, 5))
+        assert x.shape == (6, 40, 40, 3)
 
 
 def test_missing_tfds_dataset_is_explained(tmp_path):
@@ -121,3 +123,24 @@ def test_missing_tfds_dataset_is_explained(tmp_path):
 def test_tfds_needs_tensorflow_backend():
     with pytest.raises(data.DataError, match="data export cifar10"):
         data.load_dataset("cifar10", backend="numpy")
+
+
+def test_tfds_export_to_npz_with_mock_data(tmp_path):
+    import tensorflow_datasets as tfds
+
+    out = tmp_path / "c.npz"
+    with tfds.testing.mock_data(num_examples=6):
+        shapes = data.export_npz("cifar10", out, data_dir=str(tmp_path))
+    assert shapes == {"x_train": (6, 32, 32, 3), "y_train": (6,), "x_test": (6, 32, 32, 3), "y_test": (6,)}
+    ds = data.load_dataset(f"npz:{out}", backend="numpy", val_examples=2)
+    assert ds.num_classes == 10 and len(ds.class_names) == 10 and ds.sizes["train"] == 4
+
+
+def test_data_export_cli(tmp_path, capsys):
+    from keras_convnets.study.__main__ import main
+
+    out = tmp_path / "d.npz"
+    assert main(["data", "export", "digits", "--out", str(out)]) == 0
+    assert "x_train (1437, 8, 8, 1)" in capsys.readouterr().out
+    assert main(["data", "export", "digits", "--out", str(out)]) == 2
+    assert "--force" in capsys.readouterr().err

@@ -4,7 +4,6 @@ rate, and the width/depth knobs acting on growth rate and layers per block."""
 from __future__ import annotations
 
 import keras
-import numpy as np
 import pytest
 
 from helpers import random_images, registry, transfer_and_compare

@@ -31,8 +31,8 @@ def test_registered_macs_match_torchvision_to_its_rounding(tag):
 
 
 def test_registered_macs_near_the_paper():
-    """The paper's Table 2 figures are rounded (and B4/B5 sit 4-5% below the released models'
-    count); all are within 5% of the counted models."""
+    """The paper's Table 2 figures are rounded, and B1, B4, B5, B7 differ from the released
+    architectures by more than the rounding (B4 +4.6%, B5 +3.7%); all are within 5%."""
     for tag, paper in PAPER_BMACS.items():
         counted = registry.get(f"efficientnet_{tag}").ref_macs / 1e9
         assert abs(counted - paper) / paper < 0.05, (tag, counted, paper)
@@ -176,6 +176,8 @@ def test_bad_family_arguments():
         kc.build("efficientnet_b0", input_shape=(32, 32, 3), blocks=())
     with pytest.raises(ValueError, match=r"blocks\[0\].se_ratio"):
         kc.build("efficientnet_b0", input_shape=(32, 32, 3), blocks=[(1, 3, 1, 1, 32, 16, 2.0)])
+    with pytest.raises(ValueError, match=r"blocks\[1\].filters_in is 24 but the blocks\[0\] gives 16"):
+        kc.build("efficientnet_b0", input_shape=(32, 32, 3), blocks=[eff.B0_BLOCKS[0], eff.B0_BLOCKS[2]])
     with pytest.raises(ValueError, match=r"blocks\[0\].repeats"):
         kc.build("efficientnet_b0", input_shape=(32, 32, 3), blocks=[eff.MBConvStage(0, 3, 1, 1, 32, 16)])
 

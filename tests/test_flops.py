@@ -167,4 +167,6 @@ def test_profiler_cross_check_and_its_grouped_blind_spot():
     per_group = keras.Model(inp, GroupConv2D(16, 3, padding="same", groups=4, use_bias=False)(inp))
     count = count_flops_profiler(per_group)
     assert count.grouped_correction == 0
-    assert count.raw_flops == 2 * count_macs(per_group)
+    # Groups this thin (2 channels) run as one depthwise conv + a sum over each group's inputs;
+    # the profiler also counts the sum's additions: 8 x 8 x 16 outputs x (2 - 1).
+    assert count.raw_flops == 2 * count_macs(per_group) + 8 * 8 * 16 * (2 - 1)

@@ -173,7 +173,8 @@ def test_a_random_genotype_builds_trains_and_reloads(op_set, tmp_path):
         assert [o.shape[-1] for o in model.outputs] == [3, 3]
         # slim: on the second stack's output (16x16 at 32 px), 5x5/3 pool -> 4x4, a 4x4 conv to 768
         assert tuple(model.get_layer("aux_conv").kernel.shape) == (4, 4, 128, 768)
-        model.compile(optimizer="sgd", loss=["sparse_categorical_crossentropy"] * 2, loss_weights=[1.0, 0.4])
+        model.compile(optimizer="sgd", loss=["sparse_categorical_crossentropy"] * 2, loss_weights=[1.0, 0.4],
+                      run_eagerly=True)  # as helpers.train_one_step: tracing costs more than the step
         assert np.all(np.isfinite(model.train_on_batch(x, [y, y])))
     else:
         assert np.isfinite(train_one_step(model, x, 3))

@@ -50,12 +50,13 @@ def test_weights_transfer_from_keras_applications(ours, reference):
 
 # ----------------------------------------------------------------------------- grouped conv
 @pytest.mark.parametrize("stride", [1, 2])
-def test_group_conv_forward_and_gradients_equal_keras_grouped_conv(stride):
+@pytest.mark.parametrize("cin, cout", [(128, 64), (256, 256)])  # groups of 4 (depthwise path) and 8 (split)
+def test_group_conv_forward_and_gradients_equal_keras_grouped_conv(stride, cin, cout):
     import tensorflow as tf
 
-    x = tf.constant(np.random.default_rng(0).normal(size=(2, 9, 9, 128)).astype("float32"))
-    ref = keras.layers.Conv2D(64, 3, strides=stride, padding="same", groups=32, use_bias=False)
-    ours = GroupConv2D(64, 3, strides=stride, padding="same", groups=32, use_bias=False)
+    x = tf.constant(np.random.default_rng(0).normal(size=(2, 9, 9, cin)).astype("float32"))
+    ref = keras.layers.Conv2D(cout, 3, strides=stride, padding="same", groups=32, use_bias=False)
+    ours = GroupConv2D(cout, 3, strides=stride, padding="same", groups=32, use_bias=False)
     ref.build(x.shape)
     ours.build(x.shape)
     ours.set_weights(ref.get_weights())

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from helpers import kc, registry, within
+from helpers import kc, registry
 from helpers import test_input_shape as input_shape_of  # (not collected as a test)
 from keras_convnets import scaling
 from keras_convnets.scaling import CompoundScaling, grid, round_filters, round_repeats, round_resolution
@@ -158,21 +158,39 @@ SCALABLE = [n for n in kc.list_models()
             if {"width_multiplier", "depth_multiplier"} & set(registry.get(n).knobs)]
 
 
-@pytest.mark.parametrize("name", SCALABLE)
+def _representatives() -> list[str]:
+    """The scalable variant with the fewest reference parameters in each family.
+
+    Why not every variant: building every registered model scaled by 1.5 (46 models, ResNet-1001,
+    SENet-154 and NASNet-A Large among them) took over 17 minutes for about half of them on the
+    shared 2-core machine, against a whole-suite budget well under 20; the variants of a family
+    share one builder, and each variant's own knobs are still validated by the registry test
+    (multiplier 0 names the knob) and its compound-scaling arguments by test_apply_gives_valid_args.
+    """
+    best: dict[str, str] = {}
+    for name in SCALABLE:
+        spec = registry.get(name)
+        if spec.family not in best or (spec.ref_params, name) < (registry.get(best[spec.family]).ref_params,
+                                                                 best[spec.family]):
+            best[spec.family] = name
+    return sorted(best.values())
+
+
+@pytest.mark.parametrize("name", _representatives())
 def test_width_and_depth_grow_params(name):
-    """At a small input, 1.5x the variant's width (then depth) has more parameters than the
-    variant (whose count the registry test checks against its reference)."""
+    """At a small input, 1.5x the variant's width multiplier, then 1.5x its depth multiplier,
+    each gives more parameters than the variant built at the same input (flatten-based heads,
+    e.g. AlexNet's, have input-dependent parameter counts, so the base is built too)."""
     spec = registry.get(name)
     shape = input_shape_of(spec)
+    base = registry.param_count(kc.build(name, input_shape=shape), spec.params_kind)
+    kc_clear()
     for knob in ("width_multiplier", "depth_multiplier"):
         if knob not in spec.knobs:
             continue
         value = float(spec.config.get(knob, 1.0)) * 1.5
-        model = kc.build(name, input_shape=shape, **{knob: value})
-        params = registry.param_count(model, spec.params_kind)
-        assert params > spec.ref_params and not within(params, spec.ref_params, spec.params_tolerance), (
-            f"{name}: {knob}={value} gives {params:,} {spec.params_kind} params, variant {spec.ref_params:,}")
-        del model
+        params = registry.param_count(kc.build(name, input_shape=shape, **{knob: value}), spec.params_kind)
+        assert params > base, f"{name}: {knob}={value} gives {params:,} {spec.params_kind} params, base {base:,}"
         kc_clear()
 
 

@@ -84,9 +84,10 @@ class ImageNormalization(layers.Normalization):
     """keras' ``Normalization`` (same weights: mean, variance, count) that reads its mean and
     variance variables at every call.
 
-    Why: keras' layer caches ``reshape(variable)`` when it is built or loaded, so
-    ``model.set_weights(...)`` leaves it normalising with the old statistics; transferring
-    keras.applications weights with ``set_weights`` would then give different outputs."""
+    Why: keras' layer caches ``reshape(variable)`` when it is built or loaded (``finalize_state``),
+    so ``model.set_weights(...)`` leaves it normalising with the old statistics (the same staleness
+    as keras-team/keras#20147 with legacy .h5 loading); transferring keras.applications weights
+    with ``set_weights`` would then give different outputs."""
 
     def call(self, inputs):
         if self.input_mean is not None or self.invert:
@@ -120,10 +121,13 @@ def conv_bn_swish(x, filters: int, kernel_size: int, strides: int, *, name: str,
     return layers.Activation(activation, name=f"{name}_activation")(x)
 
 
-def _check_blocks(stages: Sequence[Any]) -> tuple[MBConvStage, ...]:
+def _check_blocks(stages: Sequence[Any], stem_filters: int) -> tuple[MBConvStage, ...]:
+    """Rows as MBConvStage, positive where they must be, chained (each stage takes the channels
+    the previous one, or the stem, gives: the SE width and the shortcut depend on it)."""
     if not stages:
         raise ValueError("blocks must be a non-empty sequence of MBConvStage rows")
     out = []
+    previous = house_blocks.check_positive_int("stem_filters", stem_filters)
     for i, s in enumerate(stages):
         try:
             s = MBConvStage(**s) if isinstance(s, dict) else MBConvStage(*s)
@@ -134,6 +138,10 @@ def _check_blocks(stages: Sequence[Any]) -> tuple[MBConvStage, ...]:
             house_blocks.check_positive_int(f"blocks[{i}].{field}", getattr(s, field))
         if not 0 <= s.se_ratio <= 1:
             raise ValueError(f"blocks[{i}].se_ratio must be in [0, 1], got {s.se_ratio!r}")
+        if s.filters_in != previous:
+            raise ValueError(f"blocks[{i}].filters_in is {s.filters_in} but the "
+                             f"{'stem' if i == 0 else f'blocks[{i - 1}]'} gives {previous} channels")
+        previous = s.filters_out
         out.append(s)
     return tuple(out)
 
@@ -170,17 +178,18 @@ def efficientnet(
     """
     # Validation first (house contract).
     house_blocks.check_common(include_top=include_top, pooling=pooling, classes=classes,
-                         classifier_activation=classifier_activation)
+                              classifier_activation=classifier_activation)
     width_multiplier = scaling.check_multiplier("width_multiplier", width_multiplier)
     depth_multiplier = scaling.check_multiplier("depth_multiplier", depth_multiplier)
     dropout_rate = house_blocks.check_rate("dropout_rate", dropout_rate)
     drop_connect_rate = house_blocks.check_rate("drop_connect_rate", drop_connect_rate)
     if not isinstance(include_preprocessing, bool):
         raise ValueError(f"include_preprocessing must be True or False, got {include_preprocessing!r}")
-    stages = _check_blocks(blocks)
+    stages = _check_blocks(blocks, stem_filters)
+    house_blocks.check_positive_int("head_filters", head_filters)
 
-    img_input = house_blocks.image_input(input_shape, input_tensor, default_size=default_size, min_size=min_size,
-                                    model_name=name)
+    img_input = house_blocks.image_input(input_shape, input_tensor, default_size=default_size,
+                                         min_size=min_size, model_name=name)
     x = preprocessing(img_input) if include_preprocessing else img_input
 
     def filters(c):
@@ -242,6 +251,10 @@ def _variant(tag: str, width: float, depth: float, resolution: int, dropout: flo
     """Register ``efficientnet_{tag}`` with the released coefficients (keras.applications / the
     reference TF code's ``efficientnet_params``: width, depth, resolution, dropout)."""
     name = f"efficientnet_{tag}"
+    paper = float(paper_macs)
+    half_unit = 0.5 * 10.0 ** -(len(paper_macs.split(".")[1]) if "." in paper_macs else 0)
+    rounding = ("within the paper's rounding" if abs(ref_macs / 1e9 - paper) <= half_unit
+                else "more than the paper's rounding")
     return registry.variant(
         name,
         efficientnet,
@@ -265,24 +278,25 @@ def _variant(tag: str, width: float, depth: float, resolution: int, dropout: flo
         knobs=("width_multiplier", "depth_multiplier", "resolution"),
         test_size=32,
         notes=f"Released coefficients width {width}, depth {depth}, {resolution} px, dropout {dropout}. "
-              f"MACs: paper Table 2 {paper_macs} B, torchvision {torchvision_macs} G; the registered count is "
-              "keras.applications' model counted at its default input.",
+              f"MACs: the registered count is keras.applications' model counted at its default input; "
+              f"torchvision {torchvision_macs}; paper Table 2 {paper_macs} B: the released architecture "
+              f"differs from the paper's figure by {(ref_macs / 1e9 - paper) / paper:+.1%}, {rounding}.",
     )
 
 
 efficientnet_b0 = _variant("b0", 1.0, 1.0, 224, 0.2, ref_params=5_330_571, ref_macs=385_814_752,
-                           paper_macs="0.39", torchvision_macs="0.386")
+                           paper_macs="0.39", torchvision_macs="0.386 G")
 efficientnet_b1 = _variant("b1", 1.0, 1.1, 240, 0.2, ref_params=7_856_239, ref_macs=686_802_832,
-                           paper_macs="0.70", torchvision_macs="0.687")
+                           paper_macs="0.70", torchvision_macs="0.687 G")
 efficientnet_b2 = _variant("b2", 1.1, 1.2, 260, 0.3, ref_params=9_177_569, ref_macs=993_561_872,
-                           paper_macs="1.0", torchvision_macs="1.09 (at its 288 px evaluation size)")
+                           paper_macs="1.0", torchvision_macs="1.09 G (at its 288 px evaluation size)")
 efficientnet_b3 = _variant("b3", 1.2, 1.4, 300, 0.3, ref_params=12_320_535, ref_macs=1_827_141_392,
-                           paper_macs="1.8", torchvision_macs="1.827")
+                           paper_macs="1.8", torchvision_macs="1.827 G")
 efficientnet_b4 = _variant("b4", 1.4, 1.8, 380, 0.4, ref_params=19_466_823, ref_macs=4_393_771_024,
-                           paper_macs="4.2", torchvision_macs="4.394")
+                           paper_macs="4.2", torchvision_macs="4.394 G")
 efficientnet_b5 = _variant("b5", 1.6, 2.2, 456, 0.4, ref_params=30_562_527, ref_macs=10_266_384_752,
-                           paper_macs="9.9", torchvision_macs="10.266")
+                           paper_macs="9.9", torchvision_macs="10.266 G")
 efficientnet_b6 = _variant("b6", 1.8, 2.6, 528, 0.5, ref_params=43_265_143, ref_macs=19_067_593_536,
-                           paper_macs="19", torchvision_macs="19.068")
+                           paper_macs="19", torchvision_macs="19.068 G")
 efficientnet_b7 = _variant("b7", 2.0, 3.1, 600, 0.5, ref_params=66_658_687, ref_macs=37_745_884_192,
-                           paper_macs="37", torchvision_macs="37.746")
+                           paper_macs="37", torchvision_macs="37.746 G")

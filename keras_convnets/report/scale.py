@@ -28,11 +28,11 @@ __all__ = ["build_scale_report", "compare_at_equal_macs", "best_grid_row", "comp
 BASELINES = ("width", "depth", "resolution")
 TABLE_COLUMNS = ["trial_id", "method", "phi", "alpha", "beta", "gamma", "width", "depth", "resolution", "params",
                  "macs", "macs_ratio", "target_macs", "macs_vs_target", "val_accuracy", "test_accuracy",
-                 "train_seconds", "images_per_second", "status", "error"]
+                 "train_seconds", "images_per_second", "memory_mb", "status", "error"]
 FORMATS = {"params": ",.0f", "macs": ",.0f", "target_macs": ",.0f", "val_accuracy": ".4f", "test_accuracy": ".4f",
            "width": ".3f", "depth": ".3f", "resolution": ".0f", "phi": ".0f", "alpha": ".2f", "beta": ".2f",
            "gamma": ".2f", "macs_ratio": ".3f", "macs_vs_target": "+.2%", "train_seconds": ".1f",
-           "images_per_second": ",.0f"}
+           "images_per_second": ",.0f", "memory_mb": ",.0f"}
 
 
 def _ok(df):

@@ -22,8 +22,8 @@ COLUMNS = ("model", "family", "params", "ref_params", "params_kind", "params_dif
 def add_arguments(parser) -> None:
     parser.add_argument("--family", metavar="NAME", help="only this family's models (see the family column)")
     parser.add_argument("--name", metavar="PATTERN", help="only models whose name matches this glob, e.g. 'resnet*'")
-    parser.add_argument("--format", choices=("table", "csv"), default="table",
-                        help="table for people (default), csv for machines")
+    parser.add_argument("--format", choices=("table", "csv", "markdown"), default="table",
+                        help="table for people (default), csv for machines, markdown for README.md")
 
 
 def _diff_pct(ours: int, ref: int | None) -> float | None:
@@ -55,6 +55,7 @@ def rows(names: list[str]):
             "ref_macs": spec.ref_macs,
             "macs_diff_pct": _diff_pct(macs, spec.ref_macs),
             "default_input": f"{spec.default_size}x{spec.default_size}x{spec.channels}",
+            "paper": f"{spec.paper} ({spec.year})",
             "build_s": round(built, 2),
             "params_source": spec.params_source,
             "macs_source": spec.macs_source,
@@ -101,6 +102,19 @@ def format_table(records: list[dict]) -> str:
     return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(row) for row in body)])
 
 
+def format_markdown(records: list[dict]) -> str:
+    """The README's architecture table (regenerate with `models --format markdown`)."""
+    lines = ["| model | paper | params: ours / reference (kind) | MACs: ours / reference | input |",
+             "| --- | --- | ---: | ---: | --- |"]
+    for r in records:
+        lines.append(
+            f"| `{r['model']}` | {r['paper']} | {_fmt_int(r['params'])} / {_fmt_int(r['ref_params'])} "
+            f"({r['params_kind']}, {_fmt_pct(r['params_diff_pct'])}) | {_fmt_int(r['macs'])} / "
+            f"{_fmt_int(r['ref_macs'])} ({_fmt_pct(r['macs_diff_pct'])}) | {r['default_input']} |"
+        )
+    return "\n".join(lines)
+
+
 def run(args) -> int:
     import csv
 
@@ -109,10 +123,11 @@ def run(args) -> int:
         writer = csv.DictWriter(sys.stdout, fieldnames=COLUMNS, lineterminator="\n")
         writer.writeheader()
         for record in rows(names):
+            record.pop("paper")
             writer.writerow({k: ("" if v is None else (f"{v:.4f}" if isinstance(v, float) and k.endswith("pct") else v))
                              for k, v in record.items()})
             sys.stdout.flush()
         return 0
     records = list(rows(names))
-    print(format_table(records))
+    print(format_markdown(records) if args.format == "markdown" else format_table(records))
     return 0

@@ -62,7 +62,7 @@ def run(args) -> int:
     config = cfg.load_config(args.config) if args.config else cfg.StudyConfig()
     config = cfg.apply_overrides(config, vars(args))
     out = args.out or f"reports/{config.name}"
-    import sys
-
-    run_scale(config, out, resume=args.resume, overwrite=args.overwrite, quiet=args.quiet, argv=sys.argv[2:])
+    argv = getattr(args, "_argv", None)
+    run_scale(config, out, resume=args.resume, overwrite=args.overwrite, quiet=args.quiet,
+              argv=argv[1:] if argv else None)
     return 0

@@ -210,7 +210,9 @@ def train_trial(build: Any, dataset, recipe: Recipe, *, save_path: str | os.Path
         train = dataset.batches("train", side, recipe.batch_size, channels=channels, training=True, seed=recipe.seed)
         val = dataset.batches("val", side, recipe.batch_size, channels=channels)
         test = dataset.batches("test", side, recipe.batch_size, channels=channels)
-        steps = math.ceil(dataset.sizes["train"] / recipe.batch_size) * recipe.epochs
+        from keras_convnets.data import train_batch_size, train_steps
+
+        steps = train_steps(dataset.sizes["train"], recipe.batch_size) * recipe.epochs
         model.compile(optimizer=_optimizer(recipe, steps), loss="sparse_categorical_crossentropy",
                       metrics=["accuracy"], jit_compile=bool(recipe.jit), run_eagerly=bool(recipe.run_eagerly))
         guard = _nan_guard()
@@ -223,8 +225,9 @@ def train_trial(build: Any, dataset, recipe: Recipe, *, save_path: str | os.Path
         if hist.get("loss"):
             out["train_loss"] = float(hist["loss"][-1])
             out["train_accuracy"] = float(hist.get("accuracy", [float("nan")])[-1])
-        out["train_images_per_second"] = round(
-            dataset.sizes["train"] * out["epochs_run"] / max(out["train_seconds"], 1e-9), 2)
+        seen = train_steps(dataset.sizes["train"], recipe.batch_size) * train_batch_size(
+            dataset.sizes["train"], recipe.batch_size) * out["epochs_run"]
+        out["train_images_per_second"] = round(seen / max(out["train_seconds"], 1e-9), 2)
         if guard.reason:
             out["error"] = guard.reason
             return out

@@ -31,6 +31,17 @@ OUR_FILES = (ResultsStore.FILENAME, STUDY_JSON, "index.html", MACS_CACHE, TRIALS
 _COSMETIC = ("description",)
 
 
+def _rss_mb() -> float | None:
+    """This process's resident memory now (Linux), in MiB."""
+    try:
+        import os
+
+        with open("/proc/self/statm") as f:
+            return round(int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -200,7 +211,16 @@ def run_scale(config, out: str | Path, *, resume: bool = False, overwrite: bool 
         if trial_id in done_rows:
             progress.skip(trial_id)
             return done_rows[trial_id]
-        trial = make_trial()
+        try:
+            trial = make_trial()
+        except Exception as e:  # noqa: BLE001 - a trial that cannot be planned is recorded, the study goes on
+            t0 = progress.begin(trial_id, "planning")
+            row = {"trial_id": trial_id, "method": trial_id.split("-")[0], "model": config.base, "status": "failed",
+                   "error": f"planning failed: {type(e).__name__}: {str(e).strip()[:300]}", "finished_at": _now()}
+            store.append(row)
+            done_rows[trial_id] = {k: str(v) for k, v in row.items()}
+            progress.end(t0, f"FAILED: {row['error']}")
+            return done_rows[trial_id]
         t0 = progress.begin(trial.trial_id, f"width {trial.width:.3f}, depth {trial.depth:.3f}, "
                                             f"{trial.resolution}px")
         weights = Path(TRIALS_DIR) / f"{trial.trial_id}.keras"
@@ -212,6 +232,7 @@ def run_scale(config, out: str | Path, *, resume: bool = False, overwrite: bool 
                                            build_args=config.build_args, precision=config.precision)
 
         metrics = runner.train_trial(build, dataset, recipe, save_path=out / weights)
+        metrics["memory_mb"] = _rss_mb()  # before the next release(): flat across trials if nothing leaks
         if metrics.get("macs"):
             planner.remember(trial.width, trial.depth, trial.resolution, metrics["macs"])
         row = {**trial.row(), "model": config.base, **metrics}
