@@ -171,3 +171,15 @@ def test_a_recorded_trial_is_not_run_again(toy, tmp_path):
     tuner.search(tuning.digits_data(train_examples=32), epochs=1, verbose=0)
     trial = tuner.oracle.get_trial("0")
     assert trial.status == "COMPLETED" and trial.score == 0.5 and rows.rows == {}
+
+
+def test_trials_train_under_a_distribution_strategy(toy, tmp_path):
+    """--strategy mirrored: keras-tuner builds and fits each trial in the strategy's scope (one
+    CPU replica here; every local GPU on a GPU machine)."""
+    tf = pytest.importorskip("tensorflow")
+    hm = tuning.FamilyHyperModel([toy], classes=10, resolutions=[16], widths=(0.5, 0.5, 0.5), tune_training=False)
+    tuner = tuning.make_tuner("random", hm, max_trials=1, seed=0, directory=tmp_path,
+                              distribution_strategy=tf.distribute.MirroredStrategy())
+    tuner.search(tuning.digits_data(train_examples=32), epochs=1, verbose=0)
+    trial = tuner.oracle.get_trial("0")
+    assert trial.status == "COMPLETED" and trial.metrics.get_last_value("macs") > 0

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import zlib
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -98,11 +99,13 @@ class CostAwareMixin:
         mnas_weight: the exponent w (MnasNet's -0.07 by default).
         recorder: a :class:`Recorder`, or None.
         models_dir: where each trained trial model is saved as ``<trial_id>.keras`` (for export).
+        trial_seed: seeds Keras (weights, dropout, shuffling) from (trial_seed, trial id) before
+            each trial, so a trial trains the same on any worker and when re-run after a resume.
     """
 
     def __init__(self, *args, max_macs: int | None = None, mnas_target: float | None = None,
                  mnas_weight: float = MNAS_WEIGHT, recorder: Recorder | None = None,
-                 models_dir: str | os.PathLike | None = None, **kwargs):
+                 models_dir: str | os.PathLike | None = None, trial_seed: int | None = None, **kwargs):
         if max_macs is not None and max_macs <= 0:
             raise ValueError(f"max_macs must be > 0, got {max_macs!r}")
         if mnas_target is not None and mnas_target <= 0:
@@ -112,6 +115,7 @@ class CostAwareMixin:
         self.mnas_weight = float(mnas_weight)
         self.recorder = recorder
         self.models_dir = Path(models_dir) if models_dir is not None else None
+        self.trial_seed = trial_seed
         super().__init__(*args, **kwargs)
         if self.oracle.objective.name == "mnas_score" and mnas_target is None:
             raise ValueError("the mnas_score objective needs a MACs target (mnas_target)")
@@ -123,6 +127,8 @@ class CostAwareMixin:
         from keras_tuner.src.backend import config as kt_config
 
         hp = trial.hyperparameters
+        if self.trial_seed is not None:
+            keras.utils.set_random_seed((self.trial_seed * 1_000_003 + zlib.crc32(trial.trial_id.encode())) % 2**31)
         model = self._try_build(hp)
         metrics: dict[str, Any] = dict(cost(model))
         objective = self.oracle.objective
@@ -200,6 +206,7 @@ def make_tuner(algorithm: str, hypermodel, *, objective: str = "val_accuracy", m
     """
     if algorithm not in ALGORITHMS:
         raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)}; got {algorithm!r}")
+    cost_kwargs.setdefault("trial_seed", seed)
     direction = "max" if objective in OBJECTIVES else None
     objective = kt.Objective(objective, direction) if direction else objective
     common = dict(directory=directory, project_name=project_name, overwrite=overwrite,
