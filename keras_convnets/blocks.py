@@ -230,7 +230,8 @@ def mbconv(
     filters = filters_in * expand_ratio
 
     def bn(t, stage):
-        return layers.BatchNormalization(axis=BN_AXIS, epsilon=bn_epsilon, momentum=bn_momentum, name=f"{name}_{stage}bn")(t)
+        return layers.BatchNormalization(axis=BN_AXIS, epsilon=bn_epsilon, momentum=bn_momentum,
+                                         name=f"{name}_{stage}bn")(t)
 
     def act(t, stage):
         return layers.Activation(activation, name=f"{name}_{stage}activation")(t)

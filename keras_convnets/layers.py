@@ -111,7 +111,7 @@ class LocalResponseNormalization(keras.layers.Layer):
         b[c] = a[c] / (k + alpha * sum_{c' = c - n//2}^{c + n//2} a[c']^2) ** beta
 
     with the sum clipped at the first and last channel. ``alpha`` multiplies the plain sum, as in
-    the paper's formula and ``tf.nn.local_response_normalization`` (Caffe's ``LRN`` layer divides
+    the paper's formula and TensorFlow's ``local_response_normalization`` (Caffe's ``LRN`` layer divides
     its alpha by ``n`` first: pass ``alpha / n`` to reproduce a Caffe model).
 
     ``groups`` > 1 normalises each of ``groups`` equal channel slices on its own: in the
@@ -168,7 +168,7 @@ class LocalResponseNormalization(keras.layers.Layer):
 # FractalNet's join with drop-path (Larsson et al. 2016, arXiv:1605.07648, §2-3). The per-batch
 # choice "local or global drop-path, and which column survives a global drop" must be the same for
 # every join of the network, so it is drawn once by FractalPathDraw and fed to every join as an
-# extra input tensor: no shared Python state, so it works inside tf.function (model.fit) and under
+# extra input tensor: no shared Python state, so it works inside a traced train step (model.fit) and under
 # JAX tracing, and the draw follows a keras.random.SeedGenerator (reproducible with a seed).
 __all__ += ["FractalPathDraw", "FractalJoin"]
 

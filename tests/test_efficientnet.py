@@ -69,21 +69,22 @@ def test_weight_transfer_with_keras_preprocessing(monkeypatch, tmp_path):
     assert diff < 1e-4, diff
 
 
-@pytest.mark.parametrize("tag", ["b2", "b3"])
-def test_weight_transfer_with_top(tag):
-    """Width 1.1/1.2 and depth 1.2/1.4 (rounding of channels and repeats) with the classifier.
+@pytest.mark.parametrize("tag, side", [("b2", 32), ("b3", 33)])
+def test_weight_transfer_with_top(tag, side):
+    """Width 1.1/1.2 and depth 1.2/1.4 (rounding of channels and repeats) with the classifier;
+    an odd input side checks that "same" padding equals keras' explicit asymmetric padding.
     keras' weights=None model has Normalization(mean 0, variance 1) and no extra rescaling,
     i.e. x/255 only: our network without preprocessing, fed x/255, and keras' weights minus the
     Normalization's three."""
     ref = getattr(keras.applications, f"EfficientNet{tag.upper()}")(
-        weights=None, input_shape=(32, 32, 3), classes=10, classifier_activation=None)
-    ours = kc.build(f"efficientnet_{tag}", input_shape=(32, 32, 3), classes=10, classifier_activation=None,
+        weights=None, input_shape=(side, side, 3), classes=10, classifier_activation=None)
+    ours = kc.build(f"efficientnet_{tag}", input_shape=(side, side, 3), classes=10, classifier_activation=None,
                     include_preprocessing=False)
     ref_weights = ref.get_weights()
     assert [w.shape for w in ref_weights[:3]] == [(3,), (3,), ()]
     assert ours.count_params() == ref.count_params() - 7
     ours.set_weights(ref_weights[3:])
-    x = random_images((32, 32, 3), n=2) * 255.0
+    x = random_images((side, side, 3), n=2) * 255.0
     diff = max_abs_diff(ours(x / 255.0, training=False), ref(x, training=False))
     assert diff < 1e-4, diff
 

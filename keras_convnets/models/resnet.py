@@ -107,48 +107,42 @@ def residual_convs(block, planes, width, stride, stride_in, groups, entry_width)
     return [(1, entry, s1, 1), (3, width, s3, groups), (1, planes * EXPANSION[block], 1, 1)]
 
 
-def shortcut(x, inputs, filters, stride, projection, kernel, conv, *, name, preact):
-    """Identity, or a projection ("option B", He et al. 2015 Sec. 3.3) where the shape changes.
+def shortcut(source, identity, filters, stride, projection, kernel, conv, *, name, preact):
+    """Identity, or a projection ("option B", He et al. 2015 Sec. 3.3) of ``source`` where the
+    shape changes.
 
-    Post-activation nets project with conv + BN; pre-activation nets project the shared BN-ReLU
-    output with a bare conv (He et al. 2016, Sec. 4 / Fig. 5e; keras ResNetV2). A strided unit
-    that keeps the width (keras ResNetV2's last unit of a stage) subsamples the identity."""
+    Post-activation nets project the unit's input with conv + BN; pre-activation nets project the
+    shared BN-ReLU output with a bare conv (He et al. 2016, Sec. 4 / Fig. 5e; keras ResNetV2). A
+    strided unit that keeps the width (keras ResNetV2's last unit of a stage) subsamples the
+    identity."""
     if projection:
-        return conv(x, filters, kernel, stride, name=f"{name}_0", bn=not preact, activation=None)
+        return conv(source, filters, kernel, stride, name=f"{name}_0", bn=not preact, activation=None)
     if stride > 1:
-        return layers.MaxPooling2D(1, strides=stride, name=f"{name}_0_pool")(inputs)
-    return inputs
+        return layers.MaxPooling2D(1, strides=stride, name=f"{name}_0_pool")(identity)
+    return identity
 
 
 def residual_unit(x, spec, conv, *, name):
-    """One residual unit, x + F(x), post-activation (ReLU after the addition, He et al. 2015) or
-    pre-activation (BN-ReLU before every conv, nothing after the addition, He et al. 2016).
-    SE recalibrates F(x) before the addition (Hu et al., Fig. 3); stochastic depth drops F(x)
-    per sample (Huang et al. 2016)."""
-    convs = spec["convs"]
-    out_filters = convs[-1][1]
-    if spec["preact"]:
-        preact = conv.bn_relu(x, f"{name}_preact")
-        short = shortcut(preact, x, out_filters, spec["stride"], spec["projection"], spec["shortcut_kernel"],
-                         conv, name=name, preact=True)
-        y = preact
-        for i, (kernel, filters, stride, groups) in enumerate(convs):
-            last = i == len(convs) - 1
-            y = conv(y, filters, kernel, stride, groups=groups, name=f"{name}_{i + 1}", bn=not last)
-    else:
-        short = shortcut(x, x, out_filters, spec["stride"], spec["projection"], spec["shortcut_kernel"],
-                         conv, name=name, preact=False)
-        y = x
-        for i, (kernel, filters, stride, groups) in enumerate(convs):
-            last = i == len(convs) - 1
-            y = conv(y, filters, kernel, stride, groups=groups, name=f"{name}_{i + 1}",
-                     activation=None if last else "relu")
+    """One residual unit, x + F(x), post-activation (BN after each conv, ReLU after the addition,
+    He et al. 2015) or pre-activation (BN-ReLU before every conv, nothing after the addition,
+    He et al. 2016, Fig. 4e). SE recalibrates F(x) before the addition (Hu et al., Fig. 3);
+    stochastic depth drops F(x) per sample (Huang et al. 2016)."""
+    convs, preact = spec["convs"], spec["preact"]
+    y = conv.bn_relu(x, f"{name}_preact") if preact else x
+    short = shortcut(y, x, convs[-1][1], spec["stride"], spec["projection"], spec["shortcut_kernel"], conv,
+                     name=name, preact=preact)
+    for i, (kernel, filters, stride, groups) in enumerate(convs):
+        last = i == len(convs) - 1
+        # pre-act: conv-BN-ReLU, and the last conv bare (the next unit's BN-ReLU follows the sum);
+        # post-act: conv-BN-ReLU, and the last one without ReLU (it comes after the sum).
+        y = conv(y, filters, kernel, stride, groups=groups, name=f"{name}_{i + 1}", bn=not (preact and last),
+                 activation=None if last else "relu")
     if spec["se_reduction"]:
         # timm / the SENet release: the reduced width is C // r (Hu et al. Sec. 3.2, r = 16).
-        y = blocks.squeeze_excite(y, max(1, out_filters // spec["se_reduction"]), name=f"{name}_se")
+        y = blocks.squeeze_excite(y, max(1, convs[-1][1] // spec["se_reduction"]), name=f"{name}_se")
     if spec["drop_path"] > 0:
         y = DropPath(spec["drop_path"], name=f"{name}_drop_path")(y)
-    if spec["preact"]:
+    if preact:
         return layers.Add(name=f"{name}_out")([short, y])
     y = layers.Add(name=f"{name}_add")([short, y])
     return layers.Activation("relu", name=f"{name}_out")(y)
