@@ -10,7 +10,7 @@ import keras_convnets as kc
 from keras_convnets import registry
 
 
-def test_input_shape(spec) -> tuple[int, int, int]:
+def small_input_shape(spec) -> tuple[int, int, int]:
     side = spec.test_size or spec.default_size
     return (side, side, spec.channels)
 
@@ -40,5 +40,5 @@ def transfer_and_compare(ours, reference, x) -> float:
     return max_abs_diff(ours(x, training=False), reference(x, training=False))
 
 
-__all__ = ["kc", "registry", "test_input_shape", "random_images", "within", "max_abs_diff",
+__all__ = ["kc", "registry", "small_input_shape", "random_images", "within", "max_abs_diff",
            "train_one_step", "transfer_and_compare"]

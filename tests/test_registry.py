@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers import kc, random_images, registry, test_input_shape, train_one_step, within
+from helpers import kc, random_images, registry, small_input_shape, train_one_step, within
 
 MODELS = kc.list_models()
 
@@ -50,7 +50,7 @@ def test_reload_and_train_step(name, tmp_path):
     import keras
 
     spec = registry.get(name)
-    shape = test_input_shape(spec)
+    shape = small_input_shape(spec)
     model = kc.build(name, input_shape=shape, classes=3)
     x = random_images(shape)
     out = np.asarray(model(x, training=False))
@@ -72,7 +72,7 @@ def _family_representatives() -> list[str]:
 @pytest.mark.parametrize("name", MODELS)
 def test_headless_avg_pooling(name):
     spec = registry.get(name)
-    shape = test_input_shape(spec)
+    shape = small_input_shape(spec)
     pooled = kc.build(name, input_shape=shape, include_top=False, pooling="avg")
     out = pooled(random_images(shape, n=1), training=False)
     assert len(out.shape) == 2 and out.shape[0] == 1 and out.shape[1] > 0
@@ -81,7 +81,7 @@ def test_headless_avg_pooling(name):
 @pytest.mark.parametrize("name", _family_representatives())
 def test_headless_pooling_variants(name):
     spec = registry.get(name)
-    shape = test_input_shape(spec)
+    shape = small_input_shape(spec)
     x = random_images(shape, n=1)
     fmap = kc.build(name, input_shape=shape, include_top=False)(x, training=False)
     assert len(fmap.shape) == 4, f"{name}: include_top=False, pooling=None should give a feature map"
@@ -93,7 +93,7 @@ def test_headless_pooling_variants(name):
 @pytest.mark.parametrize("name", MODELS)
 def test_bad_arguments(name):
     spec = registry.get(name)
-    shape = test_input_shape(spec)
+    shape = small_input_shape(spec)
     with pytest.raises(ValueError, match="classes"):
         kc.build(name, classes=0, input_shape=shape)
     with pytest.raises(ValueError, match="pooling"):

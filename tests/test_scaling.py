@@ -8,7 +8,7 @@ import math
 import pytest
 
 from helpers import kc, registry
-from helpers import test_input_shape as input_shape_of  # (not collected as a test)
+from helpers import small_input_shape as input_shape_of
 from keras_convnets import scaling
 from keras_convnets.scaling import CompoundScaling, grid, round_filters, round_repeats, round_resolution
 
