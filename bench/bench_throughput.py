@@ -77,7 +77,9 @@ def main(argv=None) -> int:
     rows = []
     for name in args.models:
         for res in args.resolutions:
-            side = registry.get(name).default_size if res == "default" else int(res)
+            spec = registry.get(name)
+            # InceptionV3 / InceptionResNetV2 accept nothing below 75x75 (theirs and ours).
+            side = spec.default_size if res == "default" else max(int(res), spec.min_size)
             keras.backend.clear_session()
             ours, ref = build_pair(name, side, args.classes)
             macs = kc.count_macs(ours)

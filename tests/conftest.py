@@ -2,6 +2,10 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One xdist worker per core (-n auto): each worker's TensorFlow computes on one thread, so two
+    # workers do not oversubscribe two cores. (TensorFlow reads it when it starts.)
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 
 import keras  # noqa: E402
 import pytest  # noqa: E402

@@ -15,6 +15,41 @@ def small_input_shape(spec) -> tuple[int, int, int]:
     return (side, side, spec.channels)
 
 
+# The deepest registered models, whose `.keras` round trip plus an eager training step costs
+# 15-115 s each on a 2-core machine (bench: tests' --durations, 2026-12). Their round-trip and
+# headless checks build them at a quarter of their depth (``depth_multiplier=0.25``): the same
+# block and cell types, widths, SE / groups / genotype, fewer repeats; test_reference_counts still
+# builds each at full depth and checks its exact parameters and MACs. KC_FULL_DEPTH_TESTS=1 runs
+# every check at full depth.
+DEEP = frozenset({
+    "resnet101", "resnet152", "resnet152_v2", "resnet164_preact", "resnet1001_preact", "resnext101_32x8d",
+    "seresnet101", "seresnet152", "senet154", "densenet169", "densenet201", "fractalnet40",
+    "inception_resnet_v2", "efficientnet_b4", "efficientnet_b5", "efficientnet_b6", "efficientnet_b7",
+    "nasnet_cifar", "nasnet_mobile", "nasnet_large", "pnasnet5_mobile", "pnasnet5_large",
+    "amoebanet_a_mobile", "amoebanet_a",
+})
+
+
+def reduced_build_args(spec) -> dict:
+    """Extra build arguments for the round-trip checks: a quarter depth for the DEEP models."""
+    import os
+
+    if spec.name in DEEP and "depth_multiplier" in spec.knobs and not os.environ.get("KC_FULL_DEPTH_TESTS"):
+        return {"depth_multiplier": 0.25 * float(spec.config.get("depth_multiplier", 1.0))}
+    return {}
+
+
+def jax_env(**extra) -> dict:
+    """The environment of a KERAS_BACKEND=jax subprocess on the CPU. XLA's cheapest CPU code
+    generation: these checks compile each train step once and run it once, and the default
+    optimisation level doubles the compile time of a 100-layer step (measured 2026-12)."""
+    import os
+
+    flags = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+    return {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
+            "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} {flags}".strip(), **extra}
+
+
 def random_images(shape, n=2, seed=0):
     return np.random.default_rng(seed).uniform(0, 1, size=(n, *shape)).astype("float32")
 
@@ -40,5 +75,5 @@ def transfer_and_compare(ours, reference, x) -> float:
     return max_abs_diff(ours(x, training=False), reference(x, training=False))
 
 
-__all__ = ["kc", "registry", "small_input_shape", "random_images", "within", "max_abs_diff",
+__all__ = ["kc", "registry", "small_input_shape", "DEEP", "reduced_build_args", "jax_env", "random_images", "within", "max_abs_diff",
            "train_one_step", "transfer_and_compare"]

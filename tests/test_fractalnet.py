@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import pytest
 
-from helpers import max_abs_diff, random_images, registry
+from helpers import jax_env, max_abs_diff, random_images, registry
 from keras_convnets.flops import count_macs
 from keras_convnets.layers import FractalJoin, FractalPathDraw
 from keras_convnets.models.fractalnet import (
@@ -273,7 +273,7 @@ JAX_SCRIPT = textwrap.dedent(
 
 
 def test_drop_path_on_the_jax_backend():
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    env = jax_env()
     proc = subprocess.run([sys.executable, "-c", JAX_SCRIPT], env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")][-1]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers import kc, random_images, registry, small_input_shape, train_one_step, within
+from helpers import kc, random_images, reduced_build_args, registry, small_input_shape, train_one_step, within
 
 MODELS = kc.list_models()
 
@@ -46,12 +46,13 @@ def test_reference_counts(name):
 def test_reload_and_train_step(name, tmp_path):
     """Small input, few classes: a `.keras` round trip with safe_mode=True gives identical
     inference outputs, and one SGD step gives a finite loss. The step runs eagerly: tracing the
-    backward graph of a 100-layer net costs ~7x the step itself, and the layers' code is the same."""
+    backward graph of a 100-layer net costs ~7x the step itself, and the layers' code is the same.
+    The deepest models run at a quarter depth (helpers.DEEP)."""
     import keras
 
     spec = registry.get(name)
     shape = small_input_shape(spec)
-    model = kc.build(name, input_shape=shape, classes=3)
+    model = kc.build(name, input_shape=shape, classes=3, **reduced_build_args(spec))
     x = random_images(shape)
     out = np.asarray(model(x, training=False))
     assert out.shape == (2, 3)
@@ -73,7 +74,7 @@ def _family_representatives() -> list[str]:
 def test_headless_avg_pooling(name):
     spec = registry.get(name)
     shape = small_input_shape(spec)
-    pooled = kc.build(name, input_shape=shape, include_top=False, pooling="avg")
+    pooled = kc.build(name, input_shape=shape, include_top=False, pooling="avg", **reduced_build_args(spec))
     out = pooled(random_images(shape, n=1), training=False)
     assert len(out.shape) == 2 and out.shape[0] == 1 and out.shape[1] > 0
 
@@ -83,10 +84,11 @@ def test_headless_pooling_variants(name):
     spec = registry.get(name)
     shape = small_input_shape(spec)
     x = random_images(shape, n=1)
-    fmap = kc.build(name, input_shape=shape, include_top=False)(x, training=False)
+    extra = reduced_build_args(spec)
+    fmap = kc.build(name, input_shape=shape, include_top=False, **extra)(x, training=False)
     assert len(fmap.shape) == 4, f"{name}: include_top=False, pooling=None should give a feature map"
     for pooling in ("avg", "max"):
-        pooled = kc.build(name, input_shape=shape, include_top=False, pooling=pooling)
+        pooled = kc.build(name, input_shape=shape, include_top=False, pooling=pooling, **extra)
         assert tuple(pooled(x, training=False).shape) == (1, fmap.shape[-1])
 
 

@@ -8,7 +8,7 @@ import math
 import pytest
 
 from helpers import kc, registry
-from helpers import small_input_shape as input_shape_of
+from helpers import reduced_build_args, small_input_shape as input_shape_of
 from keras_convnets import scaling
 from keras_convnets.scaling import CompoundScaling, grid, round_filters, round_repeats, round_resolution
 
@@ -183,13 +183,15 @@ def test_width_and_depth_grow_params(name):
     e.g. AlexNet's, have input-dependent parameter counts, so the base is built too)."""
     spec = registry.get(name)
     shape = input_shape_of(spec)
-    base = registry.param_count(kc.build(name, input_shape=shape), spec.params_kind)
+    extra = reduced_build_args(spec)  # the deepest nets at a quarter depth (helpers.DEEP)
+    base = registry.param_count(kc.build(name, input_shape=shape, **extra), spec.params_kind)
     kc_clear()
     for knob in ("width_multiplier", "depth_multiplier"):
         if knob not in spec.knobs:
             continue
-        value = float(spec.config.get(knob, 1.0)) * 1.5
-        params = registry.param_count(kc.build(name, input_shape=shape, **{knob: value}), spec.params_kind)
+        value = float(extra.get(knob, spec.config.get(knob, 1.0))) * 1.5
+        params = registry.param_count(kc.build(name, input_shape=shape, **{**extra, knob: value}),
+                                      spec.params_kind)
         assert params > base, f"{name}: {knob}={value} gives {params:,} {spec.params_kind} params, base {base:,}"
         kc_clear()
 

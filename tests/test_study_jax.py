@@ -11,6 +11,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+from helpers import jax_env
 from keras_convnets import data
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,8 +56,7 @@ def test_scale_study_on_jax_without_tensorflow(tmp_path):
     config = tmp_path / "study.toml"
     config.write_text(STUDY)
     out = tmp_path / "out"
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
-           "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = jax_env(PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run([sys.executable, "-c", SCRIPT, "scale", "--config", str(config), "--dataset", f"npz:{npz}",
                            "--out", str(out), "--quiet"], env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
