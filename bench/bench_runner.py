@@ -105,7 +105,7 @@ def main(argv=None) -> int:
     m = sub.add_parser("memory")
     m.add_argument("--trials", type=int, default=20)
     m.add_argument("--model", default="efficientnet_b0")
-    m.add_argument("--depth", type=float, default=0.5)
+    m.add_argument("--depth", type=float, default=0.25)
     args = p.parse_args(argv)
     return overhead(args) if args.what == "overhead" else memory(args)
 
