@@ -3,6 +3,8 @@ written once, run by the parametrised registry test."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import keras
 
@@ -32,8 +34,6 @@ DEEP = frozenset({
 
 def reduced_build_args(spec) -> dict:
     """Extra build arguments for the round-trip checks: a quarter depth for the DEEP models."""
-    import os
-
     if spec.name in DEEP and "depth_multiplier" in spec.knobs and not os.environ.get("KC_FULL_DEPTH_TESTS"):
         return {"depth_multiplier": 0.25 * float(spec.config.get("depth_multiplier", 1.0))}
     return {}
@@ -43,8 +43,6 @@ def jax_env(**extra) -> dict:
     """The environment of a KERAS_BACKEND=jax subprocess on the CPU. XLA's cheapest CPU code
     generation: these checks compile each train step once and run it once, and the default
     optimisation level doubles the compile time of a 100-layer step (measured 2026-12)."""
-    import os
-
     flags = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
     return {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
             "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} {flags}".strip(), **extra}
@@ -75,5 +73,5 @@ def transfer_and_compare(ours, reference, x) -> float:
     return max_abs_diff(ours(x, training=False), reference(x, training=False))
 
 
-__all__ = ["kc", "registry", "small_input_shape", "DEEP", "reduced_build_args", "jax_env", "random_images", "within", "max_abs_diff",
-           "train_one_step", "transfer_and_compare"]
+__all__ = ["kc", "registry", "small_input_shape", "DEEP", "reduced_build_args", "jax_env", "random_images",
+           "within", "max_abs_diff", "train_one_step", "transfer_and_compare"]
