@@ -68,9 +68,10 @@ def test_scale_end_to_end_and_kill_resume(tmp_path, capsys):
     config = tmp_path / "tiny.toml"
     config.write_text(TINY)
     whole, killed = tmp_path / "whole", tmp_path / "killed"
-    # The study to kill runs in a subprocess; a watcher kills it the moment its first row is
-    # written and starts the --resume run. Meanwhile the uninterrupted study runs in this process
-    # (TensorFlow is imported already: an import costs half a minute on a busy 2-core machine).
+    # The study to kill runs in a subprocess, each trial in its own process (the default); a
+    # watcher kills its process group the moment its first row is written and starts the
+    # --resume run. Meanwhile the uninterrupted study runs here with its trials in this process
+    # (--in-process; TensorFlow is imported already): the two must agree number for number.
     killed_cmd = _cli("scale", "--config", config, "--out", killed, "--quiet")
     b = subprocess.Popen(killed_cmd, cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                          text=True, start_new_session=True)
@@ -90,7 +91,7 @@ def test_scale_end_to_end_and_kill_resume(tmp_path, capsys):
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
-    assert main(["scale", "--config", str(config), "--out", str(whole), "--quiet"]) == 0
+    assert main(["scale", "--config", str(config), "--out", str(whole), "--quiet", "--in-process"]) == 0
     out = capsys.readouterr().out
     assert "[trial 3/3]" in out and "ETA" in out and "report:" in out
     watcher.join(timeout=900)
@@ -109,6 +110,12 @@ def test_scale_end_to_end_and_kill_resume(tmp_path, capsys):
     ids_killed = [r["trial_id"] for r in rows_killed]
     assert set(ids_whole) == EXPECTED and sorted(ids_killed) == sorted(ids_whole)
     assert len(ids_killed) == len(set(ids_killed)), "a resumed study duplicated a row"
+    # Trials in their own processes compute what trials in the study's process compute.
+    by_id = {r["trial_id"]: r for r in rows_killed}
+    for r in rows_whole:
+        for k in ("val_loss", "test_loss", "macs", "params"):
+            assert float(by_id[r["trial_id"]][k]) == pytest.approx(float(r[k]), rel=1e-5), (r["trial_id"], k)
+        assert by_id[r["trial_id"]]["trial_pid"] != r["trial_pid"]
 
     # results: every core column, every trial finished, trained weights kept
     for r in rows_whole:

@@ -1,6 +1,7 @@
 """The TensorFlow-free path: on a machine with JAX and no TensorFlow, a tiny scale study runs end
 to end from an .npz (written here with `data export`, where TensorFlow exists) through numpy
-batches (keras.utils.PyDataset). The subprocess blocks `import tensorflow` outright."""
+batches (keras.utils.PyDataset), each trial in its own process. The subprocess and its trial
+processes block `import tensorflow` outright."""
 
 from __future__ import annotations
 
@@ -56,7 +57,13 @@ def test_scale_study_on_jax_without_tensorflow(tmp_path):
     config = tmp_path / "study.toml"
     config.write_text(STUDY)
     out = tmp_path / "out"
-    env = jax_env(PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    # The trials run in child processes, which do not inherit the script's sys.modules block: a
+    # `tensorflow` package that refuses to import, first on their path, blocks it there too.
+    blocker = tmp_path / "no_tensorflow" / "tensorflow"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('no TensorFlow on this machine')\n")
+    path = os.pathsep.join([str(blocker.parent), str(ROOT), os.environ.get("PYTHONPATH", "")])
+    env = jax_env(PYTHONPATH=path)
     proc = subprocess.run([sys.executable, "-c", SCRIPT, "scale", "--config", str(config), "--dataset", f"npz:{npz}",
                            "--out", str(out), "--quiet"], env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -68,3 +75,7 @@ def test_scale_study_on_jax_without_tensorflow(tmp_path):
     assert meta["environment"]["keras_backend"] == "jax" and meta["dataset"]["backend"] == "numpy"
     assert (out / "index.html").exists() and (out / "trials" / "base.keras").exists()
     assert "grid-a1.00-b1.00-g1.41" in rows[2] and ",44," in rows[2]
+    import csv
+
+    pids = [r["trial_pid"] for r in csv.DictReader(open(out / "results.csv", newline=""))]
+    assert len(set(pids)) == 2, pids  # one process a trial

@@ -9,7 +9,7 @@ embedded ``quick`` study, which ``studies/quick.toml`` spells out)::
     [data]     dataset, data_dir, download, train_examples, val_examples, test_examples, augment
     [scaling]  phi_max, grid_size, grid_step, target, tolerance, coefficients, baselines
     [training] epochs, batch_size, optimizer, learning_rate, weight_decay, schedule, seed,
-               precision, jit, bn_momentum, run_eagerly
+               precision, jit, bn_momentum, run_eagerly, isolate
 
 ``load_config(path)`` returns a :class:`StudyConfig`; :func:`apply_overrides` lays CLI flags on
 top. Unknown keys, wrong types and out-of-range values raise :class:`StudyError` naming the file
@@ -86,6 +86,9 @@ class StudyConfig:
     jit: bool = False
     bn_momentum: float = 0.9  # 0 = the model's own (0.99 for EfficientNet); see runner.Recipe
     run_eagerly: bool = False
+    # Each trial in a fresh process (keras_convnets.study.isolation): memory stays flat across
+    # trials. False runs them in the study's process (TensorFlow then keeps ~100 MiB a trial).
+    isolate: bool = True
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -139,6 +142,7 @@ SCHEMA: dict[str, dict[str, tuple]] = {
         "jit": (bool, "compile trials with XLA"),
         "bn_momentum": (float, "BatchNormalization momentum of every trial (0 = the model's)"),
         "run_eagerly": (bool, "train without graph tracing (tiny studies, smoke tests)"),
+        "isolate": (bool, "each trial in its own process (memory stays flat); false = in this process"),
     },
 }
 
@@ -283,4 +287,6 @@ def apply_overrides(config: StudyConfig, flags: dict[str, Any]) -> StudyConfig:
         if v is None or (key == "jit" and v is False):
             continue
         values[key] = check(key, v, f"--{dest.replace('_', '-')}")
+    if flags.get("in_process"):
+        values["isolate"] = False
     return StudyConfig(**values)

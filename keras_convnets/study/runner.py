@@ -33,7 +33,7 @@ import os
 import platform
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 __all__ = ["Recipe", "train_trial", "build_registered", "release", "environment", "float32_output",
            "measure_throughput", "set_bn_momentum"]

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from keras_convnets.study import StudyError
+from keras_convnets.study.isolation import TrialRunner, memory_note, rss_mb
 from keras_convnets.study.results import ResultsStore, atomic_write_text
 
 __all__ = ["run_scale", "prepare_out_dir", "OUR_FILES"]
@@ -29,17 +30,7 @@ MACS_CACHE = "macs_cache.json"
 OUR_FILES = (ResultsStore.FILENAME, STUDY_JSON, "index.html", MACS_CACHE, TRIALS_DIR)
 # Settings that do not change what a trial computes; a resume may differ in them.
 _COSMETIC = ("description",)
-
-
-def _rss_mb() -> float | None:
-    """This process's resident memory now (Linux), in MiB."""
-    try:
-        import os
-
-        with open("/proc/self/statm") as f:
-            return round(int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
-    except (OSError, ValueError, IndexError):
-        return None
+_COSMETIC_TRAINING = ("isolate",)  # where a trial runs, not what it computes
 
 
 def _now() -> str:
@@ -83,13 +74,20 @@ def prepare_out_dir(out: Path, settings: dict, *, resume: bool, overwrite: bool,
     if not meta_path.exists():
         raise StudyError(f"{str(out)!r} is not a scale study (no {STUDY_JSON}); cannot --resume it")
     previous = json.loads(meta_path.read_text())
-    old = {k: v for k, v in previous.get("settings", {}).items() if k not in _COSMETIC}
-    new = {k: v for k, v in settings.items() if k not in _COSMETIC}
+    old, new = _what_computes(previous.get("settings", {})), _what_computes(settings)
     if old != new:
         diffs = _diff(old, new)
         raise StudyError(f"{str(out)!r} was run with other settings ({'; '.join(diffs[:4])}); --resume needs the "
                          "same settings: rerun with them, or use --overwrite / another --out")
     return previous
+
+
+def _what_computes(settings: dict) -> dict:
+    """The settings without those that do not change a trial's numbers (``_COSMETIC``)."""
+    out = {k: v for k, v in settings.items() if k not in _COSMETIC}
+    if isinstance(out.get("training"), dict):
+        out["training"] = {k: v for k, v in out["training"].items() if k not in _COSMETIC_TRAINING}
+    return out
 
 
 def _diff(old: dict, new: dict, prefix: str = "") -> list[str]:
@@ -157,10 +155,11 @@ def run_scale(config, out: str | Path, *, resume: bool = False, overwrite: bool 
     from keras_convnets import data as data_mod
     prepare_out_dir(out, settings, resume=resume, overwrite=overwrite, dry_run=True)
     # The data before touching DIR: a missing dataset must not cost an --overwrite its old results.
-    dataset = data_mod.load_dataset(config.dataset, data_dir=config.data_dir or None,
-                                    train_examples=config.train_examples, val_examples=config.val_examples,
-                                    test_examples=config.test_examples, seed=config.seed, augment=config.augment,
-                                    download=config.download)
+    dataset_kwargs = dict(spec=config.dataset, data_dir=config.data_dir or None,
+                          train_examples=config.train_examples, val_examples=config.val_examples,
+                          test_examples=config.test_examples, seed=config.seed, augment=config.augment,
+                          download=config.download)
+    dataset = data_mod.load_dataset(**dataset_kwargs)
     previous = prepare_out_dir(out, settings, resume=resume, overwrite=overwrite)
     from keras_convnets.study import runner
 
@@ -201,7 +200,24 @@ def run_scale(config, out: str | Path, *, resume: bool = False, overwrite: bool 
     done_rows = {r["trial_id"]: r for r in store.rows()}
     progress = Progress(total, 0, log)
     log(f"study {config.name!r}: {total} trials of {config.base} on {dataset.name} "
-        f"(train {dataset.sizes['train']}, val {dataset.sizes['val']}, test {dataset.sizes['test']}) -> {out}")
+        f"(train {dataset.sizes['train']}, val {dataset.sizes['val']}, test {dataset.sizes['test']}) -> {out}"
+        f"{'' if config.isolate else ' (trials in this process)'}")
+    trials = TrialRunner(dataset, dataset_kwargs, isolate=config.isolate)
+    left = [total - len(done_rows)]  # trials still to train: no spare process after the last
+    try:
+        return _run_trials(config, out, log, store, done_rows, progress, planner, trials, left, meta, save_meta,
+                           channels, classes, grid_points, recipe)
+    finally:
+        trials.close()
+
+
+def _run_trials(config, out, log, store, done_rows, progress, planner, trials, left, meta, save_meta,
+                channels, classes, grid_points, recipe):
+    """The trials in order (base, grid, then per phi the compound point and its baselines),
+    each row written when its trial ends; then the report."""
+    from keras_convnets.study import runner
+
+    dataset = trials.dataset
 
     base_macs: dict[str, int] = {}
 
@@ -214,6 +230,7 @@ def run_scale(config, out: str | Path, *, resume: bool = False, overwrite: bool 
         try:
             trial = make_trial()
         except Exception as e:  # noqa: BLE001 - a trial that cannot be planned is recorded, the study goes on
+            left[0] -= 1
             t0 = progress.begin(trial_id, "planning")
             row = {"trial_id": trial_id, "method": trial_id.split("-")[0], "model": config.base, "status": "failed",
                    "error": f"planning failed: {type(e).__name__}: {str(e).strip()[:300]}", "finished_at": _now()}
@@ -224,15 +241,16 @@ def run_scale(config, out: str | Path, *, resume: bool = False, overwrite: bool 
         t0 = progress.begin(trial.trial_id, f"width {trial.width:.3f}, depth {trial.depth:.3f}, "
                                             f"{trial.resolution}px")
         weights = Path(TRIALS_DIR) / f"{trial.trial_id}.keras"
-        runner.release()
-
-        def build():
-            return runner.build_registered(config.base, input_shape=(trial.resolution, trial.resolution, channels),
-                                           classes=classes, width=trial.width, depth=trial.depth,
-                                           build_args=config.build_args, precision=config.precision)
-
-        metrics = runner.train_trial(build, dataset, recipe, save_path=out / weights)
-        metrics["memory_mb"] = _rss_mb()  # before the next release(): flat across trials if nothing leaks
+        runner.release()  # the models the planner built to match MACs
+        task = {"build": dict(name=config.base, input_shape=(trial.resolution, trial.resolution, channels),
+                              classes=classes, width=trial.width, depth=trial.depth,
+                              build_args=config.build_args, precision=config.precision),
+                "recipe": recipe.to_dict(), "save_path": str(out / weights)}
+        left[0] -= 1
+        metrics = trials.run(task, more=left[0] > 0)
+        # memory_mb: the trial's process at its end (flat across trials when nothing leaks);
+        # study_memory_mb: the study's own process.
+        metrics["study_memory_mb"] = rss_mb()
         if metrics.get("macs"):
             planner.remember(trial.width, trial.depth, trial.resolution, metrics["macs"])
         row = {**trial.row(), "model": config.base, **metrics}
@@ -247,7 +265,7 @@ def run_scale(config, out: str | Path, *, resume: bool = False, overwrite: bool 
         done_rows[trial.trial_id] = {k: str(v) for k, v in row.items()}
         summary = (f"val {metrics['val_accuracy']:.4f}, test {metrics['test_accuracy']:.4f}, "
                    f"{metrics['macs'] / 1e6:.1f}M MACs" if metrics["status"] == "ok"
-                   else f"FAILED: {metrics['error']}")
+                   else f"FAILED: {metrics['error']}") + memory_note(metrics)
         progress.end(t0, summary)
         return done_rows[trial.trial_id]
 

@@ -1,0 +1,249 @@
+"""Each trial in its own process, so a study's memory does not grow from trial to trial.
+
+Why: on the TensorFlow backend every trial's traced graphs (Keras' train/predict functions, one
+``cond`` branch pair per optimizer slot, ~390 FuncGraphs for an EfficientNet) stay alive in
+TensorFlow's C++ runtime after ``keras.backend.clear_session()``: +108 MiB a trial, measured over
+20 trials (bench/README.md, "Memory across trials"; tensorflow/tensorflow#61791). No Python-side
+release frees them; a process that exits does.
+
+How: :class:`TrialRunner` runs each trial in a fresh child process. The children are forked
+from a fork server (``multiprocessing``'s "forkserver") that imported TensorFlow, Keras and
+this package once and never runs a TensorFlow op itself, so a child starts in milliseconds with
+a clean runtime (``KC_TRIAL_START=spawn`` starts each from scratch instead: ~10 s of imports a
+trial). The child loads the dataset itself (same arguments, same seed, so the same examples),
+builds the model, trains it with :func:`runner.train_trial`, saves the trained model and sends
+back the metrics; the parent writes the row. One spare child is started ahead ("prefork") so
+that its data loading overlaps the running trial. Same numbers as in one process: the tests
+compare the losses of an isolated and an in-process study.
+
+Failure semantics: a child that dies (killed, out of memory, a crash in C++) is a failed trial
+with its exit code, and the study goes on. Ctrl-C reaches the parent (the children ignore SIGINT),
+which stops the children and lets the study end as an interrupted one (finished rows kept). A
+killed parent takes its children with it (``PR_SET_PDEATHSIG`` on Linux), so no orphan goes on
+training.
+
+``isolate=False`` runs the trials in this process (the old behaviour: faster to start, memory
+grows on TensorFlow); tests of the study logic use it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+__all__ = ["TrialRunner", "rss_mb", "peak_rss_mb"]
+
+# Where a child's start is quieter: TensorFlow's C++ start-up banners once per trial are noise.
+_CHILD_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def rss_mb() -> float | None:
+    """This process's resident memory now (Linux), in MiB."""
+    try:
+        with open("/proc/self/statm") as f:
+            return round(int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def peak_rss_mb() -> float | None:
+    """This process's peak resident memory so far, in MiB."""
+    try:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+        return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
+    except (ImportError, OSError):
+        return None
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this process when its parent dies (a killed study leaves no orphan)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass
+
+
+def run_task(task: dict, dataset) -> dict:
+    """One trial: build the registered model, train and evaluate it (``runner.train_trial``)."""
+    from keras_convnets.study import runner
+
+    recipe = runner.Recipe(**task["recipe"])
+    build_kwargs = task["build"]
+
+    def build():
+        return runner.build_registered(**build_kwargs)
+
+    started = time.perf_counter()
+    metrics = runner.train_trial(build, dataset, recipe, save_path=task.get("save_path"))
+    metrics["trial_seconds"] = round(time.perf_counter() - started, 3)
+    return metrics
+
+
+def _child_main(conn, dataset_kwargs: dict) -> None:
+    """A spawned trial process: load the data, wait for one task, run it, send the metrics."""
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    if os.getppid() == 1:  # the parent died before PDEATHSIG was armed
+        return
+    try:
+        from keras_convnets import data
+
+        dataset = data.load_dataset(**dataset_kwargs)
+    except Exception as e:  # noqa: BLE001 - reported to the parent as the trial's error
+        conn.send(("error", f"loading the data in the trial process failed: {type(e).__name__}: {e}"))
+        return
+    conn.send(("ready", None))
+    try:
+        task = conn.recv()
+    except EOFError:  # the parent closed the spare: nothing to do
+        return
+    if task is None:
+        return
+    metrics = run_task(task, dataset)
+    metrics.update(memory_mb=rss_mb(), peak_memory_mb=peak_rss_mb(), trial_pid=os.getpid())
+    conn.send(("done", metrics))
+
+
+# What a trial process imports before its first line of work: a fork server preloads them once,
+# so each trial's process starts in milliseconds instead of ~10 s of imports.
+PRELOAD = ["tensorflow", "keras", "keras_convnets.models", "keras_convnets.data", "keras_convnets.study.runner",
+           "keras_convnets.flops"]
+
+
+def _context():
+    method = os.environ.get("KC_TRIAL_START", "forkserver")
+    ctx = multiprocessing.get_context(method)
+    if method == "forkserver":
+        import keras
+
+        ctx.set_forkserver_preload([m for m in PRELOAD if m != "tensorflow" or keras.backend.backend() == "tensorflow"])
+    return ctx
+
+
+class _Child:
+    def __init__(self, ctx, dataset_kwargs: dict):
+        self.conn, child_conn = ctx.Pipe()
+        saved = {k: os.environ.get(k) for k in _CHILD_ENV}
+        os.environ.update({k: v for k, v in _CHILD_ENV.items() if saved[k] is None})
+        try:
+            self.proc = ctx.Process(target=_child_main, args=(child_conn, dataset_kwargs),
+                                    daemon=True, name="keras_convnets-trial")
+            self.proc.start()
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+        child_conn.close()
+        self.started = time.perf_counter()
+
+    def stop(self) -> None:
+        try:
+            self.conn.close()
+        except OSError:
+            pass
+        if self.proc.is_alive():
+            self.proc.terminate()
+            self.proc.join(5)
+            if self.proc.is_alive():
+                self.proc.kill()
+        self.proc.join(1)
+
+
+class TrialRunner:
+    """Runs trials (``run(task) -> metrics``) in fresh child processes or in this one.
+
+    ``task`` is ``{"build": kwargs of runner.build_registered, "recipe": Recipe.to_dict(),
+    "save_path": str | None}``. ``dataset`` is the parent's loaded dataset (used in-process);
+    ``dataset_kwargs`` are the :func:`keras_convnets.data.load_dataset` arguments that load the
+    same dataset in a child."""
+
+    def __init__(self, dataset, dataset_kwargs: dict, *, isolate: bool = True, prefork: bool = True):
+        self.dataset, self.isolate, self.prefork = dataset, bool(isolate), bool(prefork)
+        self.dataset_kwargs = {**dataset_kwargs, "backend": dataset.backend}
+        self._ctx = _context()
+        self._spare: _Child | None = None
+        self.current: _Child | None = None  # the child running a trial now
+        self.children_started = 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self) -> None:
+        if self._spare is not None:
+            self._spare.stop()
+            self._spare = None
+
+    def _start(self) -> _Child:
+        self.children_started += 1
+        return _Child(self._ctx, self.dataset_kwargs)
+
+    def run(self, task: dict, *, more: bool = True) -> dict:
+        """Run one trial; ``more`` = another trial follows (start its process now)."""
+        if not self.isolate:
+            from keras_convnets.study import runner
+
+            runner.release()
+            metrics = run_task(task, self.dataset)
+            metrics.update(memory_mb=rss_mb(), peak_memory_mb=peak_rss_mb(), trial_pid=os.getpid())
+            return metrics
+        child = self.current = self._spare or self._start()
+        self._spare = None
+        try:
+            child.conn.send(task)  # buffered by the pipe while the child is still importing
+            if self.prefork and more:
+                self._spare = self._start()
+            return self._wait(child, task)
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            child.stop()
+            self.current = None
+
+    def _wait(self, child: _Child, task: dict) -> dict:
+        failed = {"status": "failed", "precision": task["recipe"].get("precision"), "jit": task["recipe"].get("jit")}
+        while True:
+            try:
+                if child.conn.poll(0.5):
+                    kind, payload = child.conn.recv()
+                    if kind == "done":
+                        return payload
+                    if kind == "error":
+                        return {**failed, "error": payload}
+                    continue  # "ready"
+            except (EOFError, ConnectionError):
+                child.proc.join(0.5)
+            if not child.proc.is_alive():
+                try:
+                    while child.conn.poll(0):  # its last messages arrived as it exited
+                        kind, payload = child.conn.recv()
+                        if kind == "done":
+                            return payload
+                        if kind == "error":
+                            return {**failed, "error": payload}
+                except (EOFError, ConnectionError, OSError):
+                    pass
+                child.proc.join(1)
+                code = child.proc.exitcode
+                why = {-signal.SIGKILL: " (killed: out of memory?)", -signal.SIGSEGV: " (segmentation fault)"}
+                return {**failed, "error": f"the trial's process died with exit code {code}{why.get(code, '')}"}
+
+
+def memory_note(metrics: dict[str, Any]) -> str:
+    """A short "mem 1.2 GiB" for progress lines."""
+    mb = metrics.get("peak_memory_mb")
+    return f", peak {mb / 1024:.1f} GiB" if mb else ""
