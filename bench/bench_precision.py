@@ -28,6 +28,8 @@ def main(argv=None) -> int:
     p.add_argument("--resolution", type=int, default=32)
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--depth", type=float, default=1.0, help="depth multiplier of the model")
+    p.add_argument("--csv", default="precision.csv", help="file name under bench/results/")
     p.add_argument("--options", nargs="*",
                    default=["float32", "mixed_bfloat16", "mixed_float16", "float32+jit"])
     args = p.parse_args(argv)
@@ -60,7 +62,8 @@ def main(argv=None) -> int:
 
         def build(precision=precision):
             return runner.build_registered(args.model, input_shape=(args.resolution,) * 2 + (3,),
-                                           classes=ds.num_classes, precision=precision)
+                                           classes=ds.num_classes, precision=precision,
+                                           depth=args.depth)
 
         m = runner.train_trial(build, ds, recipe, callbacks=(timer,), count_cost=False)
         steady = statistics.median(timer.times[1:]) if len(timer.times) > 1 else float("nan")
@@ -74,11 +77,11 @@ def main(argv=None) -> int:
         if base and r["status"] == "ok":
             r["train_vs_float32"] = r["train_ips"] / base["train_ips"]
             r["infer_vs_float32"] = r["infer_ips"] / base["infer_ips"]
-        r.update(model=args.model, side=args.resolution, batch=args.batch, epochs=args.epochs, **environment())
+        r.update(model=args.model, depth=args.depth, side=args.resolution, batch=args.batch, epochs=args.epochs, **environment())
     print()
     print_table([{k: r.get(k) for k in ("option", "status", "first_epoch_s", "train_ips", "train_vs_float32",
                                         "infer_ips", "infer_vs_float32", "test_accuracy")} for r in rows])
-    print(f"wrote {write_csv('precision.csv', rows)}")
+    print(f"wrote {write_csv(args.csv, rows)}")
     return 0
 
 

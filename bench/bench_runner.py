@@ -1,7 +1,7 @@
-"""The study runner's own cost, and memory across trials in one process.
+"""The study runner's own cost, and memory across trials.
 
     python bench/bench_runner.py overhead [--epochs 1] [--eager]   # a 10-trial `study scale`
-    python bench/bench_runner.py memory [--trials 20]               # 20 trials, RSS after each
+    python bench/bench_runner.py memory [--trials 20] [--mode isolated|in-process]  # RSS after each
 
 ``overhead`` runs a real scaling study (``run_scale``: base, 2 grid points, compound phi = 2,
 width/depth/resolution baselines at phi = 1 and 2 = 10 trials of EfficientNet-B0 on digits) and
@@ -9,12 +9,14 @@ compares its wall time with the sum of its trials' ``fit`` times (``train_second
 sum of fit + evaluation (val and test passes). What is left is the runner: data loading, building,
 MACs counting, the baselines' MACs matching, saving each trial, the report.
 
-``memory`` trains ``--trials`` trials one after another in this process exactly as the study does
-(``train_trial`` then ``release()``), alternating two model sizes so that each trial builds and
-traces a new model, and reads the resident set size after each. Growth is the slope of a
-least-squares line through trials 3..N (the first trials warm TensorFlow's caches).
+``memory`` trains ``--trials`` trials one after another exactly as the study does
+(``isolation.TrialRunner``: ``--mode isolated``, each trial in its own process, the default; or
+``--mode in-process``, ``train_trial`` then ``release()`` in this process), alternating two model
+sizes so that each trial builds and traces a new model, and reads the resident set size of the
+study's process and of the trial's after each. Growth is the slope of a least-squares line
+through trials 3..N (the first trials warm TensorFlow's caches).
 
-Writes bench/results/runner_overhead.csv / runner_memory.csv.
+Writes bench/results/runner_overhead.csv / runner_memory_<mode>.csv.
 """
 
 from __future__ import annotations
@@ -28,13 +30,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import environment, print_table, write_csv  # noqa: E402
-
-
-def rss_mb() -> float:
-    import os
-
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def overhead(args) -> int:
@@ -66,33 +61,42 @@ def memory(args) -> int:
 
     from keras_convnets import data
     from keras_convnets.study import runner
+    from keras_convnets.study.isolation import TrialRunner, rss_mb as study_rss
 
-    ds = data.load_dataset("digits", train_examples=256, val_examples=64, test_examples=64)
+    kwargs = dict(spec="digits", train_examples=256, val_examples=64, test_examples=64, seed=0)
+    ds = data.load_dataset(**kwargs)
     recipe = runner.Recipe(epochs=1, batch_size=64, seed=0, verbose=0, bn_momentum=0.9)
+    isolate = args.mode == "isolated"
     rows = []
-    for i in range(args.trials):
-        width = (1.0, 1.1)[i % 2]
-
-        def build(width=width):
-            return runner.build_registered(args.model, input_shape=(32, 32, 3), classes=ds.num_classes,
-                                           width=width, depth=args.depth)
-
-        t = time.perf_counter()
-        metrics = runner.train_trial(build, ds, recipe, count_cost=False)
-        runner.release()
-        rows.append({"trial": i + 1, "width": width, "status": metrics["status"],
-                     "seconds": time.perf_counter() - t, "rss_mb": rss_mb()})
-        print_table([rows[-1]]) if i == 0 else print(f"{i + 1:>5}  {width:<5}  {metrics['status']:<6}  "
-                                                      f"{rows[-1]['seconds']:.1f}s  {rows[-1]['rss_mb']:.0f} MiB",
-                                                      flush=True)
+    with tempfile.TemporaryDirectory() as tmp, TrialRunner(ds, kwargs, isolate=isolate) as trials:
+        for i in range(args.trials):
+            width = (1.0, 1.1)[i % 2]
+            task = {"build": dict(name=args.model, input_shape=(32, 32, 3), classes=ds.num_classes, width=width,
+                                  depth=args.depth),
+                    "recipe": recipe.to_dict(), "save_path": str(Path(tmp) / f"t{i}.keras")}
+            t = time.perf_counter()
+            metrics = trials.run(task, more=i + 1 < args.trials)
+            runner.release()
+            rows.append({"trial": i + 1, "mode": args.mode, "width": width, "status": metrics["status"],
+                         "seconds": time.perf_counter() - t, "study_rss_mb": study_rss(),
+                         "trial_rss_mb": metrics.get("memory_mb"), "trial_peak_mb": metrics.get("peak_memory_mb")})
+            r = rows[-1]
+            print_table([r]) if i == 0 else print(f"{i + 1:>5}  {args.mode}  {width:<5}  {r['status']:<6}  "
+                                                  f"{r['seconds']:.1f}s  study {r['study_rss_mb']:.0f} MiB  "
+                                                  f"trial {r['trial_rss_mb']:.0f} MiB", flush=True)
     tail = rows[2:]
-    slope = float(np.polyfit([r["trial"] for r in tail], [r["rss_mb"] for r in tail], 1)[0]) if len(tail) > 1 else 0.0
-    summary = {"model": args.model, "depth": args.depth, "trials": args.trials,
-               "rss_first_mb": rows[0]["rss_mb"], "rss_3_mb": rows[min(2, len(rows) - 1)]["rss_mb"],
-               "rss_last_mb": rows[-1]["rss_mb"], "slope_mb_per_trial": slope, **environment()}
+
+    def slope(key):
+        return float(np.polyfit([r["trial"] for r in tail], [r[key] for r in tail], 1)[0]) if len(tail) > 1 else 0.0
+
+    summary = {"model": args.model, "depth": args.depth, "mode": args.mode, "trials": args.trials,
+               "study_rss_first_mb": rows[0]["study_rss_mb"], "study_rss_last_mb": rows[-1]["study_rss_mb"],
+               "study_slope_mb_per_trial": slope("study_rss_mb"),
+               "trial_rss_first_mb": rows[0]["trial_rss_mb"], "trial_rss_last_mb": rows[-1]["trial_rss_mb"],
+               "trial_slope_mb_per_trial": slope("trial_rss_mb"), **environment()}
     print()
-    print_table([{k: summary[k] for k in list(summary)[:7]}])
-    print(f"wrote {write_csv('runner_memory.csv', [*rows, summary])}")
+    print_table([{k: summary[k] for k in list(summary)[:10]}])
+    print(f"wrote {write_csv(f'runner_memory_{args.mode}.csv', [*rows, summary])}")
     return 0
 
 
@@ -106,6 +110,8 @@ def main(argv=None) -> int:
     m.add_argument("--trials", type=int, default=20)
     m.add_argument("--model", default="efficientnet_b0")
     m.add_argument("--depth", type=float, default=0.25)
+    m.add_argument("--mode", choices=("isolated", "in-process"), default="isolated",
+                   help="each trial in its own process (the study's default) or all in this one")
     args = p.parse_args(argv)
     return overhead(args) if args.what == "overhead" else memory(args)
 
