@@ -16,7 +16,10 @@ if ! python3 -c "import keras" 2>/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$root"/.whl/*.whl
   export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 fi
-export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}" KERAS_BACKEND=jax PYTHONUNBUFFERED=1
+# Each trial runs in its own process (keras_convnets/study/isolation.py) beside the study's, which
+# builds models to match MACs: JAX's default of preallocating 75% of the GPU per process would let
+# only the first of them start. Allocate on demand instead.
+export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}" KERAS_BACKEND=jax PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
 data=${GPU_STUDY_DATA:-$here/data/cifar10.npz}
 [ -f "$data" ] || { echo "missing $data: export it first (see bench/gpu/README.md)" >&2; exit 2; }
 mkdir -p "$out"
