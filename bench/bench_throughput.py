@@ -65,6 +65,7 @@ def main(argv=None) -> int:
     p.add_argument("--classes", type=int, default=1000)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--csv", default="throughput.csv", help="file name under bench/results/")
     args = p.parse_args(argv)
 
     import numpy as np
@@ -101,7 +102,7 @@ def main(argv=None) -> int:
     rows.append({"model": "_ceiling", "side": "", "batch": "", "macs": "", "train_ips_ours": ceiling})
     print()
     print_table(rows[:-1])
-    print(f"wrote {write_csv('throughput.csv', rows)}")
+    print(f"wrote {write_csv(args.csv, rows)}")
     return 0
 
 

@@ -61,6 +61,7 @@ def test_flags_override_and_are_checked():
     c = cfg.apply_overrides(cfg.StudyConfig(), {"epochs": 1, "base": "resnet50", "coefficients": [1.2, 1.1, 1.15],
                                                 "jit": None, "seed": None})
     assert (c.epochs, c.base, c.coefficients, c.seed) == (1, "resnet50", [1.2, 1.1, 1.15], 0)
+    assert c.isolate and not cfg.apply_overrides(c, {"in_process": True}).isolate
     with pytest.raises(StudyError, match="--epochs: must be an integer >= 1, got -2"):
         cfg.apply_overrides(cfg.StudyConfig(), {"epochs": -2})
     with pytest.raises(StudyError, match="--batch-size"):

@@ -30,6 +30,9 @@ def test_existing_study_needs_resume_or_overwrite(tmp_path):
     assert prepare_out_dir(tmp_path, SETTINGS, resume=True, overwrite=False)["started_at"] == "t0"
     # a cosmetic change (the description) may resume; a real one may not
     assert prepare_out_dir(tmp_path, {**SETTINGS, "description": "new"}, resume=True, overwrite=False)
+    # where the trials run (each in its own process or not) does not change their numbers
+    assert prepare_out_dir(tmp_path, {**SETTINGS, "training": {"epochs": 2, "isolate": False}}, resume=True,
+                           overwrite=False)
     with pytest.raises(StudyError, match="training.epochs: 2 -> 3"):
         prepare_out_dir(tmp_path, {**SETTINGS, "training": {"epochs": 3}}, resume=True, overwrite=False)
     # dry run: nothing removed
