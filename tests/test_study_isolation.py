@@ -66,3 +66,16 @@ def test_a_dead_trial_process_is_a_failed_trial(digits, tmp_path):
         after = trials.run(task(tmp_path, "after"), more=False)  # the study goes on
         assert after["status"] == "ok", after
     assert not (tmp_path / "dead.keras").exists()
+
+
+def test_the_study_works_while_a_trial_trains(digits, tmp_path):
+    seen = {}
+
+    def meanwhile():  # the study plans its next trial here
+        seen["child_alive"] = trials.current is not None and trials.current.proc.is_alive()
+        seen["in_study_process"] = os.getpid()
+
+    with TrialRunner(digits, DATA, isolate=True) as trials:
+        m = trials.run(task(tmp_path, "m"), more=False, meanwhile=meanwhile)
+    assert m["status"] == "ok" and seen == {"child_alive": True, "in_study_process": os.getpid()}
+    assert m["trial_pid"] != os.getpid()

@@ -33,7 +33,7 @@ import os
 import signal
 import sys
 import time
-from typing import Any
+from typing import Any, Callable
 
 __all__ = ["TrialRunner", "rss_mb", "peak_rss_mb"]
 
@@ -191,11 +191,15 @@ class TrialRunner:
         self.children_started += 1
         return _Child(self._ctx, self.dataset_kwargs)
 
-    def run(self, task: dict, *, more: bool = True) -> dict:
-        """Run one trial; ``more`` = another trial follows (start its process now)."""
+    def run(self, task: dict, *, more: bool = True, meanwhile: Callable[[], Any] | None = None) -> dict:
+        """Run one trial and return its metrics; ``more`` = another trial follows (start its
+        process now). ``meanwhile()`` is called in this process while the trial trains in its
+        own (the study plans its next trial there); in-process it is called before the trial."""
         if not self.isolate:
             from keras_convnets.study import runner
 
+            if meanwhile is not None:
+                meanwhile()
             runner.release()
             metrics = run_task(task, self.dataset)
             metrics.update(memory_mb=rss_mb(), peak_memory_mb=peak_rss_mb(), trial_pid=os.getpid())
@@ -206,6 +210,8 @@ class TrialRunner:
             child.conn.send(task)  # buffered by the pipe while the child is still importing
             if self.prefork and more:
                 self._spare = self._start()
+            if meanwhile is not None:
+                meanwhile()
             return self._wait(child, task)
         except BaseException:
             self.close()

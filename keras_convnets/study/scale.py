@@ -221,9 +221,18 @@ def _run_trials(config, out, log, store, done_rows, progress, planner, trials, l
 
     base_macs: dict[str, int] = {}
 
-    def run(trial_id: str, make_trial, extra=None):
+    def plan_quietly(make_trial) -> None:
+        """Plan a later trial now (its MACs are memoised); a failure is recorded when it is run."""
+        try:
+            make_trial()
+        except Exception:  # noqa: BLE001 - planned again, and recorded, in its turn
+            pass
+
+    def run(trial_id: str, make_trial, extra=None, plan_next=None):
         """Train the trial ``make_trial()`` unless ``trial_id`` is already in results.csv (then it
-        is not even planned: planning a baseline builds models to match MACs)."""
+        is not even planned: planning a baseline builds models to match MACs). ``plan_next``
+        plans the following trial while this one trains in its own process: matching a depth
+        baseline's MACs builds a dozen deep models, over a minute on 2 cores."""
         if trial_id in done_rows:
             progress.skip(trial_id)
             return done_rows[trial_id]
@@ -247,7 +256,8 @@ def _run_trials(config, out, log, store, done_rows, progress, planner, trials, l
                               build_args=config.build_args, precision=config.precision),
                 "recipe": recipe.to_dict(), "save_path": str(out / weights)}
         left[0] -= 1
-        metrics = trials.run(task, more=left[0] > 0)
+        metrics = trials.run(task, more=left[0] > 0,
+                             meanwhile=(lambda: plan_quietly(plan_next)) if plan_next is not None else None)
         # memory_mb: the trial's process at its end (flat across trials when nothing leaks);
         # study_memory_mb: the study's own process.
         metrics["study_memory_mb"] = rss_mb()
@@ -294,11 +304,15 @@ def _run_trials(config, out, log, store, done_rows, progress, planner, trials, l
     save_meta()
     log(f"best grid point: alpha={a}, beta={b}, gamma={g} (val accuracy {float(best['val_accuracy']):.4f})")
 
+    later = []  # every trial after the grid: each planned while the one before it trains
     for phi in range(1, config.phi_max + 1):
         if phi > 1:
-            run(f"compound-phi{phi}", lambda: planner.compound(phi))
+            later.append((f"compound-phi{phi}", lambda phi=phi: planner.compound(phi)))
         for method in config.baselines:
-            run(f"{method}-phi{phi}", lambda: planner.baseline(method, phi))
+            later.append((f"{method}-phi{phi}", lambda method=method, phi=phi: planner.baseline(method, phi)))
+    for i, (trial_id, make_trial) in enumerate(later):
+        upcoming = next((mk for tid, mk in later[i + 1:] if tid not in done_rows), None)
+        run(trial_id, make_trial, plan_next=upcoming)
     meta["status"] = "finished"
     meta["finished_at"] = _now()
     save_meta()
