@@ -81,7 +81,7 @@ def test_mixed_precision_output_is_float32(digits):
 
 def test_jit_compile(digits):
     m = runner.train_trial(tiny(), digits, runner.Recipe(epochs=1, batch_size=64, verbose=0, jit=True))
-    assert m["status"] == "ok" and m["jit"] is True
+    assert m["status"] == "ok" and m["jit"] is True and m["images_per_second"] > 0
 
 
 def test_results_store_rows_are_atomic_and_unique(tmp_path):
