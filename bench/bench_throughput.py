@@ -29,16 +29,19 @@ PAIRS = {
 }
 
 
-def build_pair(name: str, side: int, classes: int):
+def build_pair(name: str, side: int, classes: int, control: bool = False):
+    """(ours, keras'); with ``control``, (keras', keras') - the A/A run whose ratio shows the
+    measurement's own noise."""
     import keras
     import keras_convnets as kc
 
     shape = (side, side, 3)
-    ours = kc.build(name, input_shape=shape, classes=classes)
     kwargs = {"weights": None, "input_shape": shape, "classes": classes}
     if name == "nasnet_mobile" and side != 224:
         kwargs["include_top"] = True  # keras' NASNet accepts other sizes with weights=None
     ref = getattr(keras.applications, PAIRS[name])(**kwargs)
+    ours = getattr(keras.applications, PAIRS[name])(**kwargs) if control else kc.build(
+        name, input_shape=shape, classes=classes)
     return ours, ref
 
 
@@ -66,6 +69,8 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--csv", default="throughput.csv", help="file name under bench/results/")
+    p.add_argument("--control", action="store_true",
+                   help="A/A control: keras.applications against itself (the ratio's noise floor)")
     args = p.parse_args(argv)
 
     import numpy as np
@@ -84,7 +89,7 @@ def main(argv=None) -> int:
             # InceptionV3 / InceptionResNetV2 accept nothing below 75x75 (theirs and ours).
             side = spec.default_size if res == "default" else max(int(res), spec.min_size)
             keras.backend.clear_session()
-            ours, ref = build_pair(name, side, args.classes)
+            ours, ref = build_pair(name, side, args.classes, control=args.control)
             macs = kc.count_macs(ours)
             x = np.random.default_rng(0).uniform(size=(args.batch, side, side, 3)).astype("float32")
             y = np.arange(args.batch) % args.classes
@@ -92,7 +97,8 @@ def main(argv=None) -> int:
             r_train, r_infer = step_fns(ref, x, y)
             t = alternate({"ours_train": o_train, "keras_train": r_train, "ours_infer": o_infer,
                            "keras_infer": r_infer}, rounds=args.rounds, repeats=args.repeats)
-            row = {"model": name, "side": side, "batch": args.batch, "macs": macs}
+            row = {"model": name + (" (A/A control)" if args.control else ""), "side": side, "batch": args.batch,
+                   "macs": macs}
             for mode, factor in (("train", 3), ("infer", 1)):
                 ips_o, ips_r = args.batch / t[f"ours_{mode}"], args.batch / t[f"keras_{mode}"]
                 row[f"{mode}_ips_ours"] = ips_o
