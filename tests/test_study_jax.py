@@ -5,6 +5,7 @@ processes block `import tensorflow` outright."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -75,7 +76,5 @@ def test_scale_study_on_jax_without_tensorflow(tmp_path):
     assert meta["environment"]["keras_backend"] == "jax" and meta["dataset"]["backend"] == "numpy"
     assert (out / "index.html").exists() and (out / "trials" / "base.keras").exists()
     assert "grid-a1.00-b1.00-g1.41" in rows[2] and ",44," in rows[2]
-    import csv
-
     pids = [r["trial_pid"] for r in csv.DictReader(open(out / "results.csv", newline=""))]
     assert len(set(pids)) == 2, pids  # one process a trial

@@ -87,6 +87,7 @@ def run_task(task: dict, dataset) -> dict:
     started = time.perf_counter()
     metrics = runner.train_trial(build, dataset, recipe, save_path=task.get("save_path"))
     metrics["trial_seconds"] = round(time.perf_counter() - started, 3)
+    metrics.update(memory_mb=rss_mb(), peak_memory_mb=peak_rss_mb(), trial_pid=os.getpid())
     return metrics
 
 
@@ -110,9 +111,7 @@ def _child_main(conn, dataset_kwargs: dict) -> None:
         return
     if task is None:
         return
-    metrics = run_task(task, dataset)
-    metrics.update(memory_mb=rss_mb(), peak_memory_mb=peak_rss_mb(), trial_pid=os.getpid())
-    conn.send(("done", metrics))
+    conn.send(("done", run_task(task, dataset)))
 
 
 # What a trial process imports before its first line of work: a fork server preloads them once,
@@ -171,7 +170,7 @@ class TrialRunner:
     def __init__(self, dataset, dataset_kwargs: dict, *, isolate: bool = True, prefork: bool = True):
         self.dataset, self.isolate, self.prefork = dataset, bool(isolate), bool(prefork)
         self.dataset_kwargs = {**dataset_kwargs, "backend": dataset.backend}
-        self._ctx = _context()
+        self._ctx = _context() if self.isolate else None
         self._spare: _Child | None = None
         self.current: _Child | None = None  # the child running a trial now
         self.children_started = 0
@@ -195,15 +194,14 @@ class TrialRunner:
         """Run one trial and return its metrics; ``more`` = another trial follows (start its
         process now). ``meanwhile()`` is called in this process while the trial trains in its
         own (the study plans its next trial there); in-process it is called before the trial."""
-        if not self.isolate:
-            from keras_convnets.study import runner
+        from keras_convnets.study import runner
 
+        if not self.isolate:
             if meanwhile is not None:
                 meanwhile()
-            runner.release()
-            metrics = run_task(task, self.dataset)
-            metrics.update(memory_mb=rss_mb(), peak_memory_mb=peak_rss_mb(), trial_pid=os.getpid())
-            return metrics
+            runner.release()  # the previous trial's models (and any ``meanwhile`` built)
+            return run_task(task, self.dataset)
+        runner.release()  # models this process built since the last trial (e.g. to match MACs)
         child = self.current = self._spare or self._start()
         self._spare = None
         try:
@@ -223,33 +221,31 @@ class TrialRunner:
     def _wait(self, child: _Child, task: dict) -> dict:
         failed = {"status": "failed", "precision": task["recipe"].get("precision"), "jit": task["recipe"].get("jit")}
         while True:
-            try:
-                if child.conn.poll(0.5):
-                    kind, payload = child.conn.recv()
-                    if kind == "done":
-                        return payload
-                    if kind == "error":
-                        return {**failed, "error": payload}
-                    continue  # "ready"
-            except (EOFError, ConnectionError):
-                child.proc.join(0.5)
-            if not child.proc.is_alive():
-                try:
-                    while child.conn.poll(0):  # its last messages arrived as it exited
-                        kind, payload = child.conn.recv()
-                        if kind == "done":
-                            return payload
-                        if kind == "error":
-                            return {**failed, "error": payload}
-                except (EOFError, ConnectionError, OSError):
-                    pass
+            # Read liveness first: whatever a dead child sent before it exited is in the pipe.
+            alive = child.proc.is_alive()
+            for kind, payload in _messages(child, 0.5 if alive else 0):
+                if kind == "done":
+                    return payload
+                if kind == "error":
+                    return {**failed, "error": payload}
+            if not alive:
                 child.proc.join(1)
                 code = child.proc.exitcode
                 why = {-signal.SIGKILL: " (killed: out of memory?)", -signal.SIGSEGV: " (segmentation fault)"}
                 return {**failed, "error": f"the trial's process died with exit code {code}{why.get(code, '')}"}
 
 
+def _messages(child: _Child, timeout: float):
+    """The child's messages that arrive within ``timeout`` (then any already waiting)."""
+    try:
+        while child.conn.poll(timeout):
+            yield child.conn.recv()
+            timeout = 0
+    except (EOFError, ConnectionError, OSError):  # the child closed its end: wait for it to exit
+        child.proc.join(timeout)
+
+
 def memory_note(metrics: dict[str, Any]) -> str:
-    """A short "mem 1.2 GiB" for progress lines."""
+    """A short ", peak 1.2 GiB" for progress lines (the trial process's peak memory)."""
     mb = metrics.get("peak_memory_mb")
     return f", peak {mb / 1024:.1f} GiB" if mb else ""

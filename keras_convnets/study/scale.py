@@ -203,20 +203,17 @@ def run_scale(config, out: str | Path, *, resume: bool = False, overwrite: bool 
         f"(train {dataset.sizes['train']}, val {dataset.sizes['val']}, test {dataset.sizes['test']}) -> {out}"
         f"{'' if config.isolate else ' (trials in this process)'}")
     trials = TrialRunner(dataset, dataset_kwargs, isolate=config.isolate)
-    left = [total - len(done_rows)]  # trials still to train: no spare process after the last
     try:
-        return _run_trials(config, out, log, store, done_rows, progress, planner, trials, left, meta, save_meta,
+        return _run_trials(config, out, log, store, done_rows, progress, planner, trials, total, meta, save_meta,
                            channels, classes, grid_points, recipe)
     finally:
         trials.close()
 
 
-def _run_trials(config, out, log, store, done_rows, progress, planner, trials, left, meta, save_meta,
+def _run_trials(config, out, log, store, done_rows, progress, planner, trials, total, meta, save_meta,
                 channels, classes, grid_points, recipe):
     """The trials in order (base, grid, then per phi the compound point and its baselines),
     each row written when its trial ends; then the report."""
-    from keras_convnets.study import runner
-
     dataset = trials.dataset
 
     base_macs: dict[str, int] = {}
@@ -239,7 +236,6 @@ def _run_trials(config, out, log, store, done_rows, progress, planner, trials, l
         try:
             trial = make_trial()
         except Exception as e:  # noqa: BLE001 - a trial that cannot be planned is recorded, the study goes on
-            left[0] -= 1
             t0 = progress.begin(trial_id, "planning")
             row = {"trial_id": trial_id, "method": trial_id.split("-")[0], "model": config.base, "status": "failed",
                    "error": f"planning failed: {type(e).__name__}: {str(e).strip()[:300]}", "finished_at": _now()}
@@ -250,13 +246,13 @@ def _run_trials(config, out, log, store, done_rows, progress, planner, trials, l
         t0 = progress.begin(trial.trial_id, f"width {trial.width:.3f}, depth {trial.depth:.3f}, "
                                             f"{trial.resolution}px")
         weights = Path(TRIALS_DIR) / f"{trial.trial_id}.keras"
-        runner.release()  # the models the planner built to match MACs
         task = {"build": dict(name=config.base, input_shape=(trial.resolution, trial.resolution, channels),
                               classes=classes, width=trial.width, depth=trial.depth,
                               build_args=config.build_args, precision=config.precision),
                 "recipe": recipe.to_dict(), "save_path": str(out / weights)}
-        left[0] -= 1
-        metrics = trials.run(task, more=left[0] > 0,
+        # Every trial ends in done_rows (resumed, finished or failed): another follows this one
+        # unless it is the last, and then no spare process is started.
+        metrics = trials.run(task, more=len(done_rows) + 1 < total,
                              meanwhile=(lambda: plan_quietly(plan_next)) if plan_next is not None else None)
         # memory_mb: the trial's process at its end (flat across trials when nothing leaks);
         # study_memory_mb: the study's own process.
