@@ -19,29 +19,42 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def median_time(fn, repeats: int) -> float:
-    times = []
+    return _median_times(fn, repeats)[0]
+
+
+def _median_times(fn, repeats: int) -> tuple[float, float]:
+    """Median wall and process-CPU seconds of ``repeats`` calls."""
+    walls, cpus = [], []
     for _ in range(repeats):
-        t = time.perf_counter()
+        w, c = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        walls.append(time.perf_counter() - w)
+        cpus.append(time.process_time() - c)
+    return statistics.median(walls), statistics.median(cpus)
 
 
-def alternate(fns: dict, rounds: int = 5, repeats: int = 3, warmup: int = 2) -> dict:
-    """Median seconds per call of each function, measured in alternating rounds, the order
-    rotated from round to round."""
+def alternate_samples(fns: dict, rounds: int = 5, repeats: int = 3, warmup: int = 2) -> dict:
+    """Per-round median seconds per call of each function, ``{name: {"wall": [...], "cpu": [...]}}``,
+    measured in alternating rounds, the order rotated from round to round."""
     for fn in fns.values():
         for _ in range(warmup):
             fn()
-    samples = {k: [] for k in fns}
+    samples = {k: {"wall": [], "cpu": []} for k in fns}
     keys = list(fns)
     for r in range(rounds):
         # Each round starts one function later: in a fixed order a function always follows the
         # same one, and that carries over (ResNet50V2's inference read 0.80-0.89 of keras' while
         # it always ran right after keras' training step; alone, in swapped order, 0.99).
         for k in keys[r % len(keys):] + keys[:r % len(keys)]:
-            samples[k].append(median_time(fns[k], repeats))
-    return {k: statistics.median(v) for k, v in samples.items()}
+            wall, cpu = _median_times(fns[k], repeats)
+            samples[k]["wall"].append(wall)
+            samples[k]["cpu"].append(cpu)
+    return samples
+
+
+def alternate(fns: dict, rounds: int = 5, repeats: int = 3, warmup: int = 2) -> dict:
+    """Median wall seconds per call of each function over :func:`alternate_samples`' rounds."""
+    return {k: statistics.median(v["wall"]) for k, v in alternate_samples(fns, rounds, repeats, warmup).items()}
 
 
 def matmul_ceiling_gflops(n: int = 4096, repeats: int = 10, detail: dict | None = None) -> float:

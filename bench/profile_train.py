@@ -28,12 +28,11 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_throughput import PAIRS, build_pair  # noqa: E402
-from common import environment, print_table, write_csv  # noqa: E402
+from bench_throughput import build_pair  # noqa: E402
+from common import alternate_samples, environment, print_table, write_csv  # noqa: E402
 
 
 def make_step(model):
@@ -81,23 +80,6 @@ def layer_differences(ours, ref) -> list[str]:
         if x != y:
             diff = {k: (x[1].get(k), y[1].get(k)) for k in set(x[1]) | set(y[1]) if x[1].get(k) != y[1].get(k)}
             out.append(f"{ours.layers[i].name}: {diff or (x[0], y[0], x[2], y[2])}")
-    return out
-
-
-def timed_rounds(fns: dict, rounds: int, repeats: int) -> dict:
-    """Per-round medians of wall and CPU seconds per call, order rotated every round."""
-    keys = list(fns)
-    out = {k: {"wall": [], "cpu": []} for k in keys}
-    for r in range(rounds):
-        for k in keys[r % len(keys):] + keys[:r % len(keys)]:
-            walls, cpus = [], []
-            for _ in range(repeats):
-                w, c = time.perf_counter(), time.process_time()
-                fns[k]()
-                walls.append(time.perf_counter() - w)
-                cpus.append(time.process_time() - c)
-            out[k]["wall"].append(statistics.median(walls))
-            out[k]["cpu"].append(statistics.median(cpus))
     return out
 
 
@@ -177,10 +159,7 @@ def main(argv=None) -> int:
         counts = {k: op_types(s, x, y) for k, s in steps.items()}
         fns = {k: (lambda s=s: keras.ops.convert_to_numpy(s(x, y))) for k, s in steps.items()}
         fits = {"ours_tob": lambda: ours.train_on_batch(x, y), "keras_tob": lambda: ref.train_on_batch(x, y)}
-        for fn in [*fns.values(), *fits.values()]:
-            for _ in range(3):
-                fn()
-        t = timed_rounds({**fns, **fits}, args.rounds, args.repeats)
+        t = alternate_samples({**fns, **fits}, args.rounds, args.repeats, warmup=3)
         wall = paired_ratio(t["keras"]["wall"], t["ours"]["wall"])
         cpu = paired_ratio(t["keras"]["cpu"], t["ours"]["cpu"])
         tob = paired_ratio(t["keras_tob"]["wall"], t["ours_tob"]["wall"])
