@@ -31,7 +31,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_throughput import build_pair  # noqa: E402
+from bench_throughput import build_pair, step_fns  # noqa: E402
 from common import alternate_samples, environment, print_table, write_csv  # noqa: E402
 
 
@@ -153,12 +153,10 @@ def main(argv=None) -> int:
         print(f"{name}: {len(ours.layers)} layers; layers that differ: {len(diffs)}", dict(kinds) if diffs else "",
               diffs[:3])
         steps = {"ours": make_step(ours), "keras": make_step(ref)}
-        for model in (ours, ref):  # Keras' own step, as the study's fit runs it
-            model.compile(optimizer=keras.optimizers.SGD(0.01), loss="sparse_categorical_crossentropy")
-            model.train_on_batch(x, y)
         counts = {k: op_types(s, x, y) for k, s in steps.items()}
         fns = {k: (lambda s=s: keras.ops.convert_to_numpy(s(x, y))) for k, s in steps.items()}
-        fits = {"ours_tob": lambda: ours.train_on_batch(x, y), "keras_tob": lambda: ref.train_on_batch(x, y)}
+        # Keras' own step, as the throughput bench (and the study's fit) runs it
+        fits = {"ours_tob": step_fns(ours, x, y)[0], "keras_tob": step_fns(ref, x, y)[0]}
         t = alternate_samples({**fns, **fits}, args.rounds, args.repeats, warmup=3)
         wall = paired_ratio(t["keras"]["wall"], t["ours"]["wall"])
         cpu = paired_ratio(t["keras"]["cpu"], t["ours"]["cpu"])
