@@ -38,3 +38,42 @@ def register():
 
 def unregister():
     registry._REGISTRY.pop(NAME, None)
+
+
+def family(**kwargs):
+    """The toy family space used by the isolation tests (the same in a trial process)."""
+    from keras_convnets import tuning
+
+    register()
+    return tuning.FamilyHyperModel([NAME], classes=10, resolutions=[16], widths=(0.5, 1.0, 0.5),
+                                   depths=(0.5, 1.0, 0.5), tune_training=False, **kwargs)
+
+
+class Crashing:
+    """A hypermodel wrapper whose build kills its process when the width is 0.5 (a C++ crash or
+    the OOM killer, as far as the search can tell): only ever run in a trial process."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def build(self, hp):
+        model = self.inner.build(hp)
+        if hp.values.get("width_multiplier") == 0.5:
+            import os
+
+            os._exit(3)
+        return model
+
+    def __getattr__(self, name):
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+
+def search_context(train_examples: int, crash: bool = False):
+    """A trial process's SearchContext for :func:`family` on digits (``TrialRunner``'s setup)."""
+    from keras_convnets import tuning
+
+    hypermodel = family()
+    return tuning.SearchContext(tuning.digits_data(train_examples=train_examples, seed=0),
+                                Crashing(hypermodel) if crash else hypermodel)

@@ -17,6 +17,7 @@ the report when the search is over.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -90,6 +91,8 @@ SETTINGS: dict[str, tuple[str, Any, Any]] = {
     "learning_rate": ("training", float, 1e-3),
     "dropout": ("training", float, 0.0),
     "eager": ("training", bool, False),
+    # Each trial in its own process (memory stays flat on TensorFlow); false = in this process.
+    "isolate": ("training", bool, True),
     "seed": ("training", int, 0),
 }
 TABLES = sorted({t for t, _, _ in SETTINGS.values() if t})
@@ -128,6 +131,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--batch-size", dest="batch_size", type=int, metavar="N", help="batch size (default 64)")
     a("--eager", action="store_true", default=None,
       help="train eagerly (no graph tracing: faster for small searches of few steps)")
+    a("--in-process", dest="isolate", action="store_false", default=None,
+      help="train the trials in this process (default: each in its own, so memory does not grow)")
     a("--seed", type=int, metavar="N", help="seed of the data split, the search and the weights (default 0)")
     a("--strategy", help="train each trial under a tf.distribute strategy: none | mirrored (all local GPUs)")
     a("--out", metavar="DIR", help="output folder (default reports/<study name>)")
@@ -498,16 +503,48 @@ def write_study_json(out: Path, s: dict, role: str | None) -> None:
     atomic_write_text(out / "study.json", json.dumps(doc, indent=2, default=str) + "\n")
 
 
-def _strategy(name: str):
+def _strategy(name: str, create: bool = True):
     if name == "none":
         return None
     import keras
 
     if keras.backend.backend() != "tensorflow":
         raise StudyError("--strategy mirrored needs the TensorFlow backend (KERAS_BACKEND=tensorflow)")
+    if not create:
+        return None
     import tensorflow as tf
 
     return tf.distribute.MirroredStrategy()
+
+
+def trial_context(s: dict):
+    """What a trial process needs (``TrialRunner``'s setup): the same data (same seed, same split)
+    and hypermodel as the search's process, and the strategy, made there so that only the
+    trial's process touches the GPUs."""
+    import keras
+
+    from keras_convnets import tuning
+
+    keras.utils.set_random_seed(s["seed"])
+    data = open_data(s)
+    return tuning.SearchContext(data, make_hypermodel(s, data.classes), _strategy(s["strategy"]))
+
+
+def trial_runner(s: dict, data, hypermodel):
+    """The search's trials in their own processes (``isolate``, the default), else None."""
+    if not s["isolate"]:
+        return None
+    import functools
+
+    from keras_convnets import tuning
+    from keras_convnets.study.isolation import TrialRunner
+
+    try:
+        return TrialRunner(tuning.SearchContext(data, hypermodel), isolate=True,
+                           setup=functools.partial(trial_context, s), work=tuning.search_task,
+                           preload=("keras_tuner", "keras_convnets.tuning"))
+    except ValueError as e:  # a model registered here that cannot reach a trial process
+        raise StudyError(str(e)) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -528,11 +565,14 @@ def run(args: argparse.Namespace) -> int:
     hypermodel = make_hypermodel(s, data.classes)
     tuner_id = os.environ.get("KERASTUNER_TUNER_ID", "tuner0")
     recorder = ResultsRecorder(out, hypermodel, s, tuner_id)
+    trials = trial_runner(s, data, hypermodel)
     try:
         tuner = tuning.make_tuner(
             s["algorithm"], hypermodel, objective=s["objective"], max_trials=s["max_trials"], seed=s["seed"],
             population_size=s["population"], sample_size=s["sample"], max_epochs=s["epochs"], directory=str(out),
-            project_name="tuner", overwrite=False, distribution_strategy=_strategy(s["strategy"]),
+            project_name="tuner", overwrite=False,
+            # With trials in their own processes the strategy is made there (trial_context).
+            distribution_strategy=_strategy(s["strategy"], create=trials is None), trials=trials,
             identity_probability=s["identity_probability"], max_macs=s["max_macs"], mnas_target=s["target_macs"],
             mnas_weight=s["macs_weight"], recorder=recorder, models_dir=out / TRIALS_DIR,
         )
@@ -545,7 +585,8 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     print(f"search {s['name']}: space {s['space']}, {s['algorithm']}, {s['max_trials']} trials"
           + (f" ({role} {tuner_id})" if role else "") + f" -> {out}", file=sys.stderr)
-    tuner.search(data, epochs=s["epochs"], verbose=verbose)
+    with trials or contextlib.nullcontext():
+        tuner.search(data, epochs=s["epochs"], verbose=verbose)
     if role == "worker":
         print(f"worker {tuner_id}: done in {time.perf_counter() - started:.0f} s", file=sys.stderr)
         return 0

@@ -28,6 +28,8 @@ grows on TensorFlow); tests of the study logic use it.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import multiprocessing
 import os
 import signal
@@ -75,7 +77,8 @@ def _die_with_parent() -> None:
 
 
 def run_task(task: dict, dataset) -> dict:
-    """One trial: build the registered model, train and evaluate it (``runner.train_trial``)."""
+    """One ``study scale`` trial: build the registered model, train and evaluate it
+    (``runner.train_trial``)."""
     from keras_convnets.study import runner
 
     recipe = runner.Recipe(**task["recipe"])
@@ -91,16 +94,34 @@ def run_task(task: dict, dataset) -> dict:
     return metrics
 
 
-def _child_main(conn, dataset_kwargs: dict) -> None:
-    """A spawned trial process: load the data, wait for one task, run it, send the metrics."""
+def load_data(dataset_kwargs: dict):
+    """The default ``setup`` of a trial process: the study's dataset, loaded with the parent's
+    arguments (same seed, so the same examples)."""
+    from keras_convnets import data
+
+    return data.load_dataset(**dataset_kwargs)
+
+
+def _register(specs) -> None:
+    """Models the parent registered beyond the built-in ones (a user's own builder, a test's toy
+    family): a trial process imports only this package, so they are registered again here."""
+    from keras_convnets import registry
+
+    for spec in specs:
+        if spec.name not in registry.list_models():
+            registry.register(**{f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)})
+
+
+def _child_main(conn, setup: Callable[[], Any], work: Callable[[dict, Any], dict], specs=()) -> None:
+    """A trial process: make the trials' context (the data), wait for one task, run it, send the
+    metrics."""
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     if os.getppid() == 1:  # the parent died before PDEATHSIG was armed
         return
     try:
-        from keras_convnets import data
-
-        dataset = data.load_dataset(**dataset_kwargs)
+        _register(specs)
+        context = setup()
     except Exception as e:  # noqa: BLE001 - reported to the parent as the trial's error
         conn.send(("error", f"loading the data in the trial process failed: {type(e).__name__}: {e}"))
         return
@@ -111,7 +132,7 @@ def _child_main(conn, dataset_kwargs: dict) -> None:
         return
     if task is None:
         return
-    conn.send(("done", run_task(task, dataset)))
+    conn.send(("done", work(task, context)))
 
 
 # What a trial process imports before its first line of work: a fork server preloads them once,
@@ -120,23 +141,45 @@ PRELOAD = ["tensorflow", "keras", "keras_convnets.models", "keras_convnets.data"
            "keras_convnets.flops"]
 
 
-def _context():
+def _context(preload: tuple[str, ...] = ()):
     method = os.environ.get("KC_TRIAL_START", "forkserver")
     ctx = multiprocessing.get_context(method)
     if method == "forkserver":
         import keras
 
-        ctx.set_forkserver_preload([m for m in PRELOAD if m != "tensorflow" or keras.backend.backend() == "tensorflow"])
+        ctx.set_forkserver_preload([m for m in [*PRELOAD, *preload]
+                                    if m != "tensorflow" or keras.backend.backend() == "tensorflow"])
     return ctx
 
 
+def _user_specs() -> tuple:
+    """The registry's entries whose builders live outside this package (registered by the user's
+    code in this process); a trial process registers them again (see :func:`_register`)."""
+    import pickle
+
+    from keras_convnets import registry
+
+    specs = []
+    for name in registry.list_models():
+        spec = registry.get(name)
+        if not spec.builder.__module__.startswith("keras_convnets."):
+            try:
+                pickle.dumps(spec)
+            except Exception as e:  # noqa: BLE001 - say which model and why, at the study's start
+                raise ValueError(f"model {name!r} is registered here but cannot reach a trial process "
+                                 f"({type(e).__name__}: {e}); register a module-level builder, or run the "
+                                 "trials in this process (--in-process)") from None
+            specs.append(spec)
+    return tuple(specs)
+
+
 class _Child:
-    def __init__(self, ctx, dataset_kwargs: dict):
+    def __init__(self, ctx, args: tuple):
         self.conn, child_conn = ctx.Pipe()
         saved = {k: os.environ.get(k) for k in _CHILD_ENV}
         os.environ.update({k: v for k, v in _CHILD_ENV.items() if saved[k] is None})
         try:
-            self.proc = ctx.Process(target=_child_main, args=(child_conn, dataset_kwargs),
+            self.proc = ctx.Process(target=_child_main, args=(child_conn, *args),
                                     daemon=True, name="keras_convnets-trial")
             self.proc.start()
         finally:
@@ -162,15 +205,26 @@ class _Child:
 class TrialRunner:
     """Runs trials (``run(task) -> metrics``) in fresh child processes or in this one.
 
-    ``task`` is ``{"build": kwargs of runner.build_registered, "recipe": Recipe.to_dict(),
-    "save_path": str | None}``. ``dataset`` is the parent's loaded dataset (used in-process);
-    ``dataset_kwargs`` are the :func:`keras_convnets.data.load_dataset` arguments that load the
-    same dataset in a child."""
+    By default a trial is a ``study scale`` one: ``task`` is ``{"build": kwargs of
+    runner.build_registered, "recipe": Recipe.to_dict(), "save_path": str | None}``, ``dataset``
+    is the parent's loaded dataset (used in-process) and ``dataset_kwargs`` are the
+    :func:`keras_convnets.data.load_dataset` arguments that load the same dataset in a child.
+    Other trials (``study search``'s) pass ``work(task, context) -> metrics``, the ``context``
+    to use in this process, and ``setup()`` that makes the same context in a child (picklable:
+    a module-level function or a ``functools.partial`` of one). Models registered in this
+    process beyond the built-in ones are registered in the children too (their builders must
+    be importable, module-level functions)."""
 
-    def __init__(self, dataset, dataset_kwargs: dict, *, isolate: bool = True, prefork: bool = True):
-        self.dataset, self.isolate, self.prefork = dataset, bool(isolate), bool(prefork)
-        self.dataset_kwargs = {**dataset_kwargs, "backend": dataset.backend}
-        self._ctx = _context() if self.isolate else None
+    def __init__(self, dataset=None, dataset_kwargs: dict | None = None, *, isolate: bool = True,
+                 prefork: bool = True, work: Callable[[dict, Any], dict] | None = None,
+                 setup: Callable[[], Any] | None = None, preload: tuple[str, ...] = ()):
+        self.context, self.isolate, self.prefork = dataset, bool(isolate), bool(prefork)
+        self.dataset = dataset
+        self.work = work or run_task
+        if setup is None:
+            setup = functools.partial(load_data, {**(dataset_kwargs or {}), "backend": dataset.backend})
+        self._args = (setup, self.work, _user_specs()) if self.isolate else ()
+        self._ctx = _context(preload) if self.isolate else None
         self._spare: _Child | None = None
         self.current: _Child | None = None  # the child running a trial now
         self.children_started = 0
@@ -188,7 +242,7 @@ class TrialRunner:
 
     def _start(self) -> _Child:
         self.children_started += 1
-        return _Child(self._ctx, self.dataset_kwargs)
+        return _Child(self._ctx, self._args)
 
     def run(self, task: dict, *, more: bool = True, meanwhile: Callable[[], Any] | None = None) -> dict:
         """Run one trial and return its metrics; ``more`` = another trial follows (start its
@@ -200,7 +254,7 @@ class TrialRunner:
             if meanwhile is not None:
                 meanwhile()
             runner.release()  # the previous trial's models (and any ``meanwhile`` built)
-            return run_task(task, self.dataset)
+            return self.work(task, self.context)
         runner.release()  # models this process built since the last trial (e.g. to match MACs)
         child = self.current = self._spare or self._start()
         self._spare = None
@@ -219,7 +273,8 @@ class TrialRunner:
             self.current = None
 
     def _wait(self, child: _Child, task: dict) -> dict:
-        failed = {"status": "failed", "precision": task["recipe"].get("precision"), "jit": task["recipe"].get("jit")}
+        recipe = task.get("recipe") or {}
+        failed = {"status": "failed", **({"precision": recipe.get("precision"), "jit": recipe.get("jit")} if recipe else {})}
         while True:
             # Read liveness first: whatever a dead child sent before it exited is in the pipe.
             alive = child.proc.is_alive()

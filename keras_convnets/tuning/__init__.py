@@ -6,7 +6,8 @@
   genotype as hyperparameters, built by ``keras_convnets.models.nas.nas_network``).
 - :class:`RegularizedEvolution`, aging evolution (Real et al. 2018) as a ``keras_tuner.Oracle``.
 - :class:`SearchTuner` / :func:`make_tuner`: any oracle with a MACs budget, MnasNet's reward and
-  every trial's params and MACs recorded.
+  every trial's params and MACs recorded; with a ``TrialRunner`` (:class:`SearchContext`,
+  :func:`search_task`) each trial runs in its own process.
 
 ``python -m keras_convnets.study search`` drives them; see the README's "Searches" section.
 """
@@ -27,9 +28,11 @@ from keras_convnets.tuning.tuners import (
     OBJECTIVES,
     HyperbandSearchTuner,
     MnasScore,
+    SearchContext,
     SearchTuner,
     make_tuner,
     mnas_score,
+    search_task,
 )
 
 SPACES = ("family", "compound", "nasnet")
@@ -38,5 +41,5 @@ __all__ = [
     "SPACES", "ALGORITHMS", "OBJECTIVES", "SearchData", "Splits", "digits_data", "RegularizedEvolution", "mutate",
     "SearchHyperModel", "FamilyHyperModel", "CompoundHyperModel", "NasnetHyperModel", "cost", "resolve_model",
     "best_trial",
-    "SearchTuner", "HyperbandSearchTuner", "MnasScore", "make_tuner", "mnas_score",
+    "SearchTuner", "HyperbandSearchTuner", "MnasScore", "make_tuner", "mnas_score", "SearchContext", "search_task",
 ]

@@ -17,12 +17,13 @@ For each trial it
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
 import zlib
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import keras
 import keras_tuner as kt
@@ -33,7 +34,7 @@ from keras_convnets.tuning.hypermodels import cost
 
 __all__ = [
     "ALGORITHMS", "OBJECTIVES", "MNAS_WEIGHT", "mnas_score", "MnasScore", "CostAwareMixin", "SearchTuner",
-    "HyperbandSearchTuner", "make_tuner", "worst_score", "Recorder",
+    "HyperbandSearchTuner", "make_tuner", "worst_score", "Recorder", "SearchContext", "fit_trial", "search_task",
 ]
 
 ALGORITHMS = ("evolution", "random", "bayesian", "hyperband")
@@ -90,6 +91,104 @@ def _best_epoch(history, objective) -> dict:
     return pick(epochs, key=lambda e: e[objective.name])
 
 
+@dataclasses.dataclass
+class SearchContext:
+    """What every trial of a search shares: its data (the argument of ``tuner.search``), the
+    hypermodel and the ``tf.distribute`` strategy (or None). A trial process makes its own
+    (``setup`` of :class:`keras_convnets.study.isolation.TrialRunner`)."""
+
+    data: Any
+    hypermodel: Any
+    strategy: Any = None
+
+
+def fit_trial(build: Callable[[], Any], hypermodel, hp, args: tuple, kwargs: dict, *, objective,
+              max_macs: int | None = None, mnas_target: float | None = None, mnas_weight: float = MNAS_WEIGHT,
+              build_config_path: str | None = None, save_path: Path | None = None) -> dict:
+    """One trial's work, the same in the search's process and in a trial process: build the
+    model, measure its cost, skip it over the MACs budget, fit it through the hypermodel (with
+    MnasNet's reward in the epoch logs), evaluate the test split and save the trained model.
+    Returns the metrics keras-tuner gets (the best epoch's logs, params, MACs, timings)."""
+    from keras_tuner.src import utils as kt_utils
+    from keras_tuner.src.backend import config as kt_config
+
+    model = build()
+    metrics: dict[str, Any] = dict(cost(model))
+    if max_macs is not None and metrics["macs"] > max_macs:
+        return {**metrics, objective.name: worst_score(objective), "over_budget": 1.0}
+    if mnas_target is not None:
+        kwargs = {**kwargs, "callbacks": [MnasScore(metrics["macs"], mnas_target, mnas_weight),
+                                          *kwargs.get("callbacks", [])]}
+    start = time.perf_counter()
+    history = hypermodel.fit(hp, model, *args, **kwargs)
+    metrics["train_seconds"] = time.perf_counter() - start
+    if build_config_path and kt_config.multi_backend():  # Hyperband reloads a parent trial's model from it
+        kt_utils.save_json(build_config_path, model.get_build_config())
+    if not isinstance(history, keras.callbacks.History):
+        tuner_utils.validate_trial_results(history, objective, "HyperModel.fit()")
+        return {**metrics, **tuner_utils.convert_to_metrics_dict(history, objective)}
+    best = _best_epoch(history, objective)
+    if any(math.isnan(v) for v in best.values()) or math.isnan(history.history.get("loss", [0.0])[-1]):
+        raise kt.errors.FailedTrialError(f"the loss became NaN (epoch logs {best})")
+    metrics.update(best)
+    evaluate = getattr(hypermodel, "evaluate", None)
+    if evaluate is not None and args:
+        metrics.update(evaluate(hp, model, args[0]))
+    if save_path is not None:
+        _save_atomic(model, Path(save_path))
+    return metrics
+
+
+def search_task(task: dict, context: SearchContext) -> dict:
+    """One search trial in a trial process (the ``work`` of ``TrialRunner``): ``task`` is what
+    :meth:`CostAwareMixin._fit_in_trial_process` sends. Returns ``{"status": "ok", "metrics":
+    ...}`` or ``{"status": "failed", "error": ...}``."""
+    import gc
+
+    from keras_tuner.src import utils as kt_utils
+    from keras_tuner.src.backend import config as kt_config
+    from keras_tuner.src.engine.tuner import maybe_distribute
+
+    hp = kt.HyperParameters.from_config(task["hp"])
+    objective = task["objective"]
+
+    def build():
+        # As keras-tuner's Tuner._try_build (after the trial's seed, as in the search's process).
+        keras.backend.clear_session()
+        gc.collect()
+        with maybe_distribute(context.strategy):
+            model = context.hypermodel.build(hp)
+        parent = task.get("parent")
+        if parent:  # Hyperband: go on training the trial this one continues
+            if kt_config.multi_backend():
+                model.build_from_config(kt_utils.load_json(parent["build_config"]))
+            model.load_weights(parent["checkpoint"])
+        return model
+
+    callbacks = list(task["callbacks"])
+    if task.get("checkpoint"):
+        callbacks.append(tuner_utils.SaveBestEpoch(objective=objective, filepath=task["checkpoint"]))
+    try:
+        if task.get("seed") is not None:
+            keras.utils.set_random_seed(task["seed"])
+        metrics = fit_trial(build, context.hypermodel, hp, (context.data,), {**task["fit"], "callbacks": callbacks},
+                            objective=objective, max_macs=task.get("max_macs"), mnas_target=task.get("mnas_target"),
+                            mnas_weight=task.get("mnas_weight", MNAS_WEIGHT), build_config_path=task.get("build_config"),
+                            save_path=task.get("save_path"))
+    except Exception as e:  # noqa: BLE001 - the search's process records it as the trial's failure
+        return {"status": "failed", "error": f"{type(e).__name__}: {e}".splitlines()[0][:500]}
+    return {"status": "ok", "metrics": {k: float(v) for k, v in metrics.items()}}
+
+
+class _FailedElsewhere(kt.errors.FailedTrialError):
+    """A trial that failed in its trial process; the message is already "Type: why"."""
+
+
+# keras-tuner's per-epoch and per-batch hooks of a Tuner, which its TunerCallback calls: no-ops in
+# keras_tuner.Tuner. A trial process has no tuner to call them on.
+_TUNER_HOOKS = ("on_epoch_begin", "on_epoch_end", "on_batch_begin", "on_batch_end")
+
+
 class CostAwareMixin:
     """Budget, cost metrics, MnasNet reward and result recording for any keras-tuner Tuner.
 
@@ -101,11 +200,18 @@ class CostAwareMixin:
         models_dir: where each trained trial model is saved as ``<trial_id>.keras`` (for export).
         trial_seed: seeds Keras (weights, dropout, shuffling) from (trial_seed, trial id) before
             each trial, so a trial trains the same on any worker and when re-run after a resume.
+        trials: a :class:`keras_convnets.study.isolation.TrialRunner` whose ``work`` is
+            :func:`search_task` and whose context is a :class:`SearchContext`: with isolation on,
+            each trial is built, trained, evaluated and saved in its own process (on TensorFlow
+            every trial's graphs stay in the process that traced them, ~110 MiB an EfficientNet
+            trial; bench/README.md, "Memory across trials"), and the search's process only
+            decides and records. ``tuner.search`` must then be given the context's data.
     """
 
     def __init__(self, *args, max_macs: int | None = None, mnas_target: float | None = None,
                  mnas_weight: float = MNAS_WEIGHT, recorder: Recorder | None = None,
-                 models_dir: str | os.PathLike | None = None, trial_seed: int | None = None, **kwargs):
+                 models_dir: str | os.PathLike | None = None, trial_seed: int | None = None, trials=None,
+                 **kwargs):
         if max_macs is not None and max_macs <= 0:
             raise ValueError(f"max_macs must be > 0, got {max_macs!r}")
         if mnas_target is not None and mnas_target <= 0:
@@ -116,45 +222,74 @@ class CostAwareMixin:
         self.recorder = recorder
         self.models_dir = Path(models_dir) if models_dir is not None else None
         self.trial_seed = trial_seed
+        self.trials = trials
         super().__init__(*args, **kwargs)
         if self.oracle.objective.name == "mnas_score" and mnas_target is None:
             raise ValueError("the mnas_score objective needs a MACs target (mnas_target)")
 
+    def _seed_of(self, trial_id: str) -> int | None:
+        if self.trial_seed is None:
+            return None
+        return (self.trial_seed * 1_000_003 + zlib.crc32(trial_id.encode())) % 2**31
+
+    def _save_path(self, trial_id: str) -> Path | None:
+        return self.models_dir / f"{trial_id}.keras" if self.models_dir is not None else None
+
     # keras-tuner calls this once per execution of a trial (Tuner.run_trial); it is the hook
     # keras-tuner documents for wrapping the build and the fit.
     def _build_and_fit_model(self, trial, *args, **kwargs):
-        from keras_tuner.src import utils as kt_utils
-        from keras_tuner.src.backend import config as kt_config
-
+        if self.trials is not None and self.trials.isolate:
+            return self._fit_in_trial_process(trial, args, kwargs)
         hp = trial.hyperparameters
-        if self.trial_seed is not None:
-            keras.utils.set_random_seed((self.trial_seed * 1_000_003 + zlib.crc32(trial.trial_id.encode())) % 2**31)
-        model = self._try_build(hp)
-        metrics: dict[str, Any] = dict(cost(model))
-        objective = self.oracle.objective
-        if self.max_macs is not None and metrics["macs"] > self.max_macs:
-            return {**metrics, objective.name: worst_score(objective), "over_budget": 1.0}
-        if self.mnas_target is not None:
-            kwargs["callbacks"] = [MnasScore(metrics["macs"], self.mnas_target, self.mnas_weight)] + list(
-                kwargs.get("callbacks", []))
-        start = time.perf_counter()
-        history = self.hypermodel.fit(hp, model, *args, **kwargs)
-        metrics["train_seconds"] = time.perf_counter() - start
-        if kt_config.multi_backend():  # Hyperband reloads a parent trial's model from it
-            kt_utils.save_json(self._get_build_config_fname(trial.trial_id), model.get_build_config())
-        if not isinstance(history, keras.callbacks.History):
-            tuner_utils.validate_trial_results(history, objective, "HyperModel.fit()")
-            return {**metrics, **tuner_utils.convert_to_metrics_dict(history, objective)}
-        best = _best_epoch(history, objective)
-        if any(math.isnan(v) for v in best.values()) or math.isnan(history.history.get("loss", [0.0])[-1]):
-            raise kt.errors.FailedTrialError(f"the loss became NaN (epoch logs {best})")
-        metrics.update(best)
-        evaluate = getattr(self.hypermodel, "evaluate", None)
-        if evaluate is not None and args:
-            metrics.update(evaluate(hp, model, args[0]))
-        if self.models_dir is not None:
-            _save_atomic(model, self.models_dir / f"{trial.trial_id}.keras")
-        return metrics
+        seed = self._seed_of(trial.trial_id)
+        if seed is not None:
+            keras.utils.set_random_seed(seed)
+        return fit_trial(lambda: self._try_build(hp), self.hypermodel, hp, args, kwargs,
+                         objective=self.oracle.objective, max_macs=self.max_macs, mnas_target=self.mnas_target,
+                         mnas_weight=self.mnas_weight, build_config_path=self._get_build_config_fname(trial.trial_id),
+                         save_path=self._save_path(trial.trial_id))
+
+    def _fit_in_trial_process(self, trial, args: tuple, kwargs: dict) -> dict:
+        """Send the trial to a fresh process (``self.trials``) and return its metrics."""
+        import pickle
+
+        context = self.trials.context
+        if args[:1] != (context.data,) or len(args) > 1:
+            raise kt.errors.FatalError("with trials in their own processes, search() takes the trial "
+                                       "runner's data (its SearchContext.data) and nothing else")
+        overridden = [h for h in _TUNER_HOOKS if getattr(type(self), h) is not getattr(kt.Tuner, h)]
+        if overridden:
+            raise kt.errors.FatalError(f"{type(self).__name__} overrides {', '.join(overridden)}, which a trial "
+                                       "process cannot call; run the trials in this process")
+        checkpoint, callbacks = None, []
+        for cb in kwargs.get("callbacks", []):
+            if isinstance(cb, tuner_utils.TunerCallback):
+                continue  # calls the hooks above, no-ops
+            if isinstance(cb, tuner_utils.SaveBestEpoch):
+                checkpoint = cb.filepath  # made again in the trial process
+                continue
+            callbacks.append(cb)
+        hp = trial.hyperparameters
+        parent = None
+        if "tuner/trial_id" in hp.values and isinstance(self, kt.Hyperband):
+            previous = hp.values["tuner/trial_id"]
+            parent = {"checkpoint": self._get_checkpoint_fname(previous),
+                      "build_config": self._get_build_config_fname(previous)}
+        fit = {k: v for k, v in kwargs.items() if k != "callbacks"}
+        task = {"hp": hp.get_config(), "trial_id": trial.trial_id, "seed": self._seed_of(trial.trial_id),
+                "objective": self.oracle.objective, "fit": fit, "callbacks": callbacks, "checkpoint": checkpoint,
+                "parent": parent, "max_macs": self.max_macs, "mnas_target": self.mnas_target,
+                "mnas_weight": self.mnas_weight, "build_config": self._get_build_config_fname(trial.trial_id),
+                "save_path": self._save_path(trial.trial_id)}
+        try:
+            pickle.dumps(task)
+        except Exception as e:  # noqa: BLE001 - e.g. a callback holding a lock or a lambda
+            raise kt.errors.FatalError(f"this trial cannot be sent to a trial process ({type(e).__name__}: {e}); "
+                                       "pass picklable callbacks or run the trials in this process") from None
+        result = self.trials.run(task)
+        if result.get("status") != "ok":
+            raise _FailedElsewhere(result.get("error") or "the trial failed")
+        return result["metrics"]
 
     def run_trial(self, trial, *args, **kwargs):
         if self.recorder is not None:
@@ -166,7 +301,7 @@ class CostAwareMixin:
         except kt.errors.FatalError:
             raise
         except Exception as e:  # noqa: BLE001 - any failure of one trial is that trial's result
-            message = f"{type(e).__name__}: {e}".splitlines()[0][:500]
+            message = (str(e) if isinstance(e, _FailedElsewhere) else f"{type(e).__name__}: {e}").splitlines()[0][:500]
             if self.recorder is not None:
                 self.recorder.record(trial.trial_id, trial.hyperparameters, {}, "failed", message)
             raise kt.errors.FailedTrialError(message) from e
