@@ -58,3 +58,24 @@ def test_a_trial_process_that_dies_is_a_failed_trial(tmp_path):
     assert failed and done, [(t.hyperparameters.values["width_multiplier"], t.status) for t in trials]
     assert all(t.hyperparameters.values["width_multiplier"] == 0.5 for t in failed)
     assert all("died with exit code 3" in (t.message or "") for t in failed)
+
+
+def test_a_model_that_cannot_reach_a_trial_process_is_one_error(tmp_path, capsys):
+    """A builder that is not an importable function (a lambda) cannot be sent to a trial process:
+    one message before anything is written, exit 2; --in-process would run it."""
+    from keras_convnets import registry
+    from keras_convnets.study.__main__ import main
+
+    tuning_toy.register()
+    spec = registry.get(tuning_toy.NAME)
+    registry.register("toy_lambda", lambda **kw: spec.builder(**kw), family="toy_lambda", paper="(test)", year=2024,
+                      arxiv=None, default_size=32, min_size=8, knobs=spec.knobs)
+    try:
+        out = tmp_path / "out"
+        code = main(["search", "--space", "family", "--models", "toy_lambda", "--out", str(out), "--quiet"])
+    finally:
+        registry._REGISTRY.pop("toy_lambda", None)
+        tuning_toy.unregister()
+    err = capsys.readouterr().err
+    assert code == 2 and "'toy_lambda' is registered here but cannot reach a trial process" in err, err
+    assert "--in-process" in err and err.count("\n") == 1 and not out.exists()

@@ -539,11 +539,21 @@ def trial_runner(s: dict, data, hypermodel):
     from keras_convnets import tuning
     from keras_convnets.study.isolation import TrialRunner
 
+    return TrialRunner(tuning.SearchContext(data, hypermodel), isolate=True,
+                       setup=functools.partial(trial_context, s), work=tuning.search_task,
+                       preload=("keras_tuner", "keras_convnets.tuning"))
+
+
+def check_trial_models(s: dict) -> None:
+    """Before anything is written: every model registered in this process can reach a trial
+    process (or the trials run here)."""
+    if not s["isolate"]:
+        return
+    from keras_convnets.study.isolation import user_specs
+
     try:
-        return TrialRunner(tuning.SearchContext(data, hypermodel), isolate=True,
-                           setup=functools.partial(trial_context, s), work=tuning.search_task,
-                           preload=("keras_tuner", "keras_convnets.tuning"))
-    except ValueError as e:  # a model registered here that cannot reach a trial process
+        user_specs()
+    except ValueError as e:
         raise StudyError(str(e)) from None
 
 
@@ -551,6 +561,7 @@ def run(args: argparse.Namespace) -> int:
     s = resolve_settings(args)
     out = Path(s["out"])
     role = distributed_role()
+    check_trial_models(s)
     if role != "worker":  # workers share the chief's DIR; only the chief may create or wipe it
         prepare_out(out, s, args.resume, args.overwrite)
         write_study_json(out, s, role)

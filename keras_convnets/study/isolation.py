@@ -37,7 +37,7 @@ import sys
 import time
 from typing import Any, Callable
 
-__all__ = ["TrialRunner", "rss_mb", "peak_rss_mb"]
+__all__ = ["TrialRunner", "rss_mb", "peak_rss_mb", "user_specs"]
 
 # Where a child's start is quieter: TensorFlow's C++ start-up banners once per trial are noise.
 _CHILD_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -152,7 +152,7 @@ def _context(preload: tuple[str, ...] = ()):
     return ctx
 
 
-def _user_specs() -> tuple:
+def user_specs() -> tuple:
     """The registry's entries whose builders live outside this package (registered by the user's
     code in this process); a trial process registers them again (see :func:`_register`)."""
     import pickle
@@ -223,7 +223,7 @@ class TrialRunner:
         self.work = work or run_task
         if setup is None:
             setup = functools.partial(load_data, {**(dataset_kwargs or {}), "backend": dataset.backend})
-        self._args = (setup, self.work, _user_specs()) if self.isolate else ()
+        self._args = (setup, self.work, user_specs()) if self.isolate else ()
         self._ctx = _context(preload) if self.isolate else None
         self._spare: _Child | None = None
         self.current: _Child | None = None  # the child running a trial now

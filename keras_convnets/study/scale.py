@@ -139,6 +139,13 @@ def _check_base(config):
     if config.resolution < spec.min_size:
         raise StudyError(f"--resolution {config.resolution} is below {config.base}'s minimum input "
                          f"{spec.min_size}x{spec.min_size}")
+    if config.isolate:  # a model registered in this process must reach the trial processes
+        from keras_convnets.study.isolation import user_specs
+
+        try:
+            user_specs()
+        except ValueError as e:
+            raise StudyError(str(e)) from None
     return spec
 
 
