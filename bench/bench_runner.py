@@ -2,6 +2,7 @@
 
     python bench/bench_runner.py overhead [--epochs 1] [--eager]   # a 10-trial `study scale`
     python bench/bench_runner.py memory [--trials 20] [--mode isolated|in-process]  # RSS after each
+    python bench/bench_runner.py search-memory [--trials 20] [--mode isolated|in-process]
 
 ``overhead`` runs a real scaling study (``run_scale``: base, 2 grid points, compound phi = 2,
 width/depth/resolution baselines at phi = 1 and 2 = 10 trials of EfficientNet-B0 on digits) and
@@ -17,7 +18,12 @@ sizes so that each trial builds and traces a new model, and reads the resident s
 study's process and of the trial's after each. Growth is the slope of a least-squares line
 through trials 3..N (the first trials warm TensorFlow's caches).
 
-Writes bench/results/runner_overhead.csv / runner_memory_<mode>.csv.
+``search-memory`` does the same for ``study search``: a random search of the family space over
+EfficientNet-B0 (widths 0.5-1.0 in steps of 0.02, depth 0.2, 32 px, digits, 256 training images, one epoch a
+trial), built exactly as the CLI builds it (``cmd_search.open_data``, ``make_hypermodel``,
+``trial_runner``), the search process's RSS read as each trial is recorded.
+
+Writes bench/results/runner_overhead.csv / runner_memory_<mode>.csv / search_memory_<mode>.csv.
 """
 
 from __future__ import annotations
@@ -104,6 +110,56 @@ def memory(args) -> int:
     return 0
 
 
+def search_memory(args) -> int:
+    from keras_convnets import tuning
+    from keras_convnets.study import cmd_search
+    from keras_convnets.study.isolation import rss_mb as study_rss
+
+    parser = argparse.ArgumentParser()
+    cmd_search.add_arguments(parser)
+    ns = parser.parse_args(["--space", "family", "--models", args.model, "--train-examples", "256", "--epochs", "1",
+                            *(["--in-process"] if args.mode == "in-process" else [])])
+    s = cmd_search.resolve_settings(ns)
+    s.update(widths=[0.5, 1.0, 0.02], depths=[0.2, 0.2, 0.1], tune_training=False)  # 26 distinct models
+    data = cmd_search.open_data(s)
+    hypermodel = cmd_search.make_hypermodel(s, data.classes)
+    rows: list[dict] = []
+    started = time.perf_counter()
+
+    class RSS:
+        def lookup(self, trial_id):
+            return None
+
+        def record(self, trial_id, hp, metrics, status, message=""):
+            rows.append({"trial": len(rows) + 1, "mode": args.mode, "width": hp.values.get("width_multiplier"),
+                         "depth": hp.values.get("depth_multiplier"), "status": status,
+                         "seconds": time.perf_counter() - started, "study_rss_mb": study_rss()})
+            r = rows[-1]
+            print(f"{r['trial']:>5}  {args.mode}  w {r['width']:.2f} d {r['depth']:.2f}  {status:<6}  "
+                  f"{r['seconds']:.0f}s  study {r['study_rss_mb']:.0f} MiB  {message[:80]}", flush=True)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        trials = cmd_search.trial_runner(s, data, hypermodel)
+        tuner = tuning.make_tuner("random", hypermodel, max_trials=args.trials, seed=0, directory=tmp,
+                                  recorder=RSS(), models_dir=Path(tmp) / "trials", trials=trials)
+        if trials is not None:
+            with trials:
+                tuner.search(data, epochs=1, verbose=0)
+        else:
+            tuner.search(data, epochs=1, verbose=0)
+    import numpy as np
+
+    tail = rows[2:]
+    slope = float(np.polyfit([r["trial"] for r in tail], [r["study_rss_mb"] for r in tail], 1)[0]) if len(tail) > 1 else 0.0
+    summary = {"model": args.model, "mode": args.mode, "trials": len(rows), "ok": sum(r["status"] == "ok" for r in rows),
+               "wall_s": time.perf_counter() - started, "study_rss_first_mb": rows[0]["study_rss_mb"],
+               "study_rss_last_mb": rows[-1]["study_rss_mb"], "study_slope_mb_per_trial": slope, **environment()}
+    print()
+    print_table([{k: summary[k] for k in list(summary)[:8]}])
+    print(f"wrote {write_csv(f'search_memory_{args.mode}.csv', [*rows, summary])}")
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="what", required=True)
@@ -116,8 +172,12 @@ def main(argv=None) -> int:
     m.add_argument("--depth", type=float, default=0.25)
     m.add_argument("--mode", choices=("isolated", "in-process"), default="isolated",
                    help="each trial in its own process (the study's default) or all in this one")
+    sm = sub.add_parser("search-memory")
+    sm.add_argument("--trials", type=int, default=20)
+    sm.add_argument("--model", default="efficientnet_b0")
+    sm.add_argument("--mode", choices=("isolated", "in-process"), default="isolated")
     args = p.parse_args(argv)
-    return overhead(args) if args.what == "overhead" else memory(args)
+    return {"overhead": overhead, "memory": memory, "search-memory": search_memory}[args.what](args)
 
 
 if __name__ == "__main__":

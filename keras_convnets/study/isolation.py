@@ -14,7 +14,10 @@ trial). The child loads the dataset itself (same arguments, same seed, so the sa
 builds the model, trains it with :func:`runner.train_trial`, saves the trained model and sends
 back the metrics; the parent writes the row. One spare child is started ahead ("prefork") so
 that its data loading overlaps the running trial. Same numbers as in one process: the tests
-compare the losses of an isolated and an in-process study.
+compare the losses of an isolated and an in-process study. ``study search`` uses the same
+runner with its own ``work`` (``keras_convnets.tuning.search_task``: keras-tuner's build, fit
+and checkpoint of one trial) and ``setup`` (its data and hypermodel); the oracle stays in the
+parent.
 
 Failure semantics: a child that dies (killed, out of memory, a crash in C++) is a failed trial
 with its exit code, and the study goes on. Ctrl-C reaches the parent (the children ignore SIGINT),
@@ -123,7 +126,7 @@ def _child_main(conn, setup: Callable[[], Any], work: Callable[[dict, Any], dict
         _register(specs)
         context = setup()
     except Exception as e:  # noqa: BLE001 - reported to the parent as the trial's error
-        conn.send(("error", f"loading the data in the trial process failed: {type(e).__name__}: {e}"))
+        conn.send(("error", f"setting up the trial process (its data) failed: {type(e).__name__}: {e}"))
         return
     conn.send(("ready", None))
     try:
