@@ -30,11 +30,11 @@ def search(tmp_path, name, *, isolate, crash=False, trials=3):
 
 def test_trials_in_their_own_processes_train_the_same(tmp_path):
     try:
-        isolated, runner = search(tmp_path, "isolated", isolate=True)
-        local, _ = search(tmp_path, "local", isolate=False)
+        isolated, runner = search(tmp_path, "isolated", isolate=True, trials=2)
+        local, _ = search(tmp_path, "local", isolate=False, trials=2)
     finally:
         tuning_toy.unregister()
-    assert runner.children_started >= 3, "each trial had a process of its own"
+    assert runner.children_started >= 2, "each trial had a process of its own"
     assert set(isolated.oracle.trials) == set(local.oracle.trials)
     for tid, trial in isolated.oracle.trials.items():
         other = local.oracle.trials[tid]
