@@ -29,6 +29,7 @@ Writes bench/results/runner_overhead.csv / runner_memory_<mode>.csv / search_mem
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import sys
 import tempfile
@@ -66,9 +67,16 @@ def overhead(args) -> int:
     return 0
 
 
-def memory(args) -> int:
+def growth(rows: list[dict], key: str) -> float:
+    """MiB a trial: the slope of a least-squares line through trials 3..N (the first trials warm
+    TensorFlow's caches)."""
     import numpy as np
 
+    tail = rows[2:]
+    return float(np.polyfit([r["trial"] for r in tail], [r[key] for r in tail], 1)[0]) if len(tail) > 1 else 0.0
+
+
+def memory(args) -> int:
     from keras_convnets import data
     from keras_convnets.study import runner
     from keras_convnets.study.isolation import TrialRunner, rss_mb as study_rss
@@ -94,16 +102,11 @@ def memory(args) -> int:
             print_table([r]) if i == 0 else print(f"{i + 1:>5}  {args.mode}  {width:<5}  {r['status']:<6}  "
                                                   f"{r['seconds']:.1f}s  study {r['study_rss_mb']:.0f} MiB  "
                                                   f"trial {r['trial_rss_mb']:.0f} MiB", flush=True)
-    tail = rows[2:]
-
-    def slope(key):
-        return float(np.polyfit([r["trial"] for r in tail], [r[key] for r in tail], 1)[0]) if len(tail) > 1 else 0.0
-
     summary = {"model": args.model, "depth": args.depth, "mode": args.mode, "trials": args.trials,
                "study_rss_first_mb": rows[0]["study_rss_mb"], "study_rss_last_mb": rows[-1]["study_rss_mb"],
-               "study_slope_mb_per_trial": slope("study_rss_mb"),
+               "study_slope_mb_per_trial": growth(rows, "study_rss_mb"),
                "trial_rss_first_mb": rows[0]["trial_rss_mb"], "trial_rss_last_mb": rows[-1]["trial_rss_mb"],
-               "trial_slope_mb_per_trial": slope("trial_rss_mb"), **environment()}
+               "trial_slope_mb_per_trial": growth(rows, "trial_rss_mb"), **environment()}
     print()
     print_table([{k: summary[k] for k in list(summary)[:10]}])
     print(f"wrote {write_csv(f'runner_memory_{args.mode}.csv', [*rows, summary])}")
@@ -142,18 +145,11 @@ def search_memory(args) -> int:
         trials = cmd_search.trial_runner(s, data, hypermodel)
         tuner = tuning.make_tuner("random", hypermodel, max_trials=args.trials, seed=0, directory=tmp,
                                   recorder=RSS(), models_dir=Path(tmp) / "trials", trials=trials)
-        if trials is not None:
-            with trials:
-                tuner.search(data, epochs=1, verbose=0)
-        else:
+        with trials or contextlib.nullcontext():
             tuner.search(data, epochs=1, verbose=0)
-    import numpy as np
-
-    tail = rows[2:]
-    slope = float(np.polyfit([r["trial"] for r in tail], [r["study_rss_mb"] for r in tail], 1)[0]) if len(tail) > 1 else 0.0
     summary = {"model": args.model, "mode": args.mode, "trials": len(rows), "ok": sum(r["status"] == "ok" for r in rows),
                "wall_s": time.perf_counter() - started, "study_rss_first_mb": rows[0]["study_rss_mb"],
-               "study_rss_last_mb": rows[-1]["study_rss_mb"], "study_slope_mb_per_trial": slope, **environment()}
+               "study_rss_last_mb": rows[-1]["study_rss_mb"], "study_slope_mb_per_trial": growth(rows, "study_rss_mb"), **environment()}
     print()
     print_table([{k: summary[k] for k in list(summary)[:8]}])
     print(f"wrote {write_csv(f'search_memory_{args.mode}.csv', [*rows, summary])}")

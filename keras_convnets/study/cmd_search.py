@@ -544,24 +544,14 @@ def trial_runner(s: dict, data, hypermodel):
                        preload=("keras_tuner", "keras_convnets.tuning"))
 
 
-def check_trial_models(s: dict) -> None:
-    """Before anything is written: every model registered in this process can reach a trial
-    process (or the trials run here)."""
-    if not s["isolate"]:
-        return
-    from keras_convnets.study.isolation import user_specs
-
-    try:
-        user_specs()
-    except ValueError as e:
-        raise StudyError(str(e)) from None
-
-
 def run(args: argparse.Namespace) -> int:
     s = resolve_settings(args)
     out = Path(s["out"])
     role = distributed_role()
-    check_trial_models(s)
+    if s["isolate"]:  # before anything is written: models registered here must reach the trials
+        from keras_convnets.study.isolation import user_specs
+
+        user_specs()
     if role != "worker":  # workers share the chief's DIR; only the chief may create or wipe it
         prepare_out(out, s, args.resume, args.overwrite)
         write_study_json(out, s, role)

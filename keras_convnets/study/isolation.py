@@ -161,6 +161,7 @@ def user_specs() -> tuple:
     import pickle
 
     from keras_convnets import registry
+    from keras_convnets.study import StudyError
 
     specs = []
     for name in registry.list_models():
@@ -169,7 +170,7 @@ def user_specs() -> tuple:
             try:
                 pickle.dumps(spec)
             except Exception as e:  # noqa: BLE001 - say which model and why, at the study's start
-                raise ValueError(f"model {name!r} is registered here but cannot reach a trial process "
+                raise StudyError(f"model {name!r} is registered here but cannot reach a trial process "
                                  f"({type(e).__name__}: {e}); register a module-level builder, or run the "
                                  "trials in this process (--in-process)") from None
             specs.append(spec)
@@ -222,7 +223,6 @@ class TrialRunner:
                  prefork: bool = True, work: Callable[[dict, Any], dict] | None = None,
                  setup: Callable[[], Any] | None = None, preload: tuple[str, ...] = ()):
         self.context, self.isolate, self.prefork = dataset, bool(isolate), bool(prefork)
-        self.dataset = dataset
         self.work = work or run_task
         if setup is None:
             setup = functools.partial(load_data, {**(dataset_kwargs or {}), "backend": dataset.backend})

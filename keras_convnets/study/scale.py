@@ -139,13 +139,6 @@ def _check_base(config):
     if config.resolution < spec.min_size:
         raise StudyError(f"--resolution {config.resolution} is below {config.base}'s minimum input "
                          f"{spec.min_size}x{spec.min_size}")
-    if config.isolate:  # a model registered in this process must reach the trial processes
-        from keras_convnets.study.isolation import user_specs
-
-        try:
-            user_specs()
-        except ValueError as e:
-            raise StudyError(str(e)) from None
     return spec
 
 
@@ -159,6 +152,10 @@ def run_scale(config, out: str | Path, *, resume: bool = False, overwrite: bool 
     settings = config.sections()
     grid_points = plan_grid_points(config)  # impossible coefficients / targets fail here, before any work
     spec = _check_base(config)
+    if config.isolate:  # a model registered in this process must reach the trial processes
+        from keras_convnets.study.isolation import user_specs
+
+        user_specs()
     from keras_convnets import data as data_mod
     prepare_out_dir(out, settings, resume=resume, overwrite=overwrite, dry_run=True)
     # The data before touching DIR: a missing dataset must not cost an --overwrite its old results.
@@ -221,7 +218,7 @@ def _run_trials(config, out, log, store, done_rows, progress, planner, trials, t
                 channels, classes, grid_points, recipe):
     """The trials in order (base, grid, then per phi the compound point and its baselines),
     each row written when its trial ends; then the report."""
-    dataset = trials.dataset
+    dataset = trials.context
 
     base_macs: dict[str, int] = {}
 
