@@ -3,12 +3,13 @@
     import keras_convnets as kc
     model = kc.build("resnet50", classes=10, input_shape=(64, 64, 3))
     kc.list_models(); kc.model_info("resnet50"); kc.count_macs(model)
+    kc.cost("efficientnet_b7")  # params and MACs without creating the weights
 """
 
-from keras_convnets.registry import build, list_families, list_models, model_info
+from keras_convnets.registry import build, cost, list_families, list_models, model_info
 
 __version__ = "0.1.0"
-__all__ = ["build", "list_models", "list_families", "model_info", "count_macs", "macs_table"]
+__all__ = ["build", "cost", "list_models", "list_families", "model_info", "count_macs", "macs_table"]
 
 
 def count_macs(model, **kwargs):

@@ -8,13 +8,15 @@ lazily the first time it is read, by importing every module of ``keras_convnets.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import importlib
 import pkgutil
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
-__all__ = ["ModelSpec", "register", "variant", "param_count", "build", "get", "list_models", "list_families", "model_info"]
+__all__ = ["ModelSpec", "register", "variant", "param_count", "build", "weightless", "cost", "get", "list_models",
+           "list_families", "model_info"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,3 +197,39 @@ def build(name: str, **kwargs: Any):
     """Build a registered model: ``build("resnet50", classes=10, input_shape=(64, 64, 3))``."""
     spec = get(name)
     return spec.builder(**kwargs)
+
+
+@contextlib.contextmanager
+def weightless() -> Iterator[None]:
+    """Models built inside have their layers, shapes and parameter counts but no weight values:
+    for counting (params, MACs, a study's MAC matching), not for calling or saving.
+
+    About half of building a large model is creating and initialising its variables (AmoebaNet-A
+    at 331 px: 1,741 TensorFlow variables, ~6 ms each). Inside a ``keras.StatelessScope`` Keras
+    defers each variable's initializer; with ``initialize_variables=False`` nothing initialises
+    them on the way out, so a count-only build is 3-5x faster (measured 2026-12: EfficientNet-B7
+    8.6 -> 1.8 s, ResNet-1001 31 -> 11 s). Keras keeps the deferred variables in a global list,
+    which the next StatelessScope to close outside any other (every symbolic call of a layer on
+    the TensorFlow backend) would initialise: the list is put back as it was, so the variables of
+    a model built here are never initialised and are freed with the model.
+    """
+    import keras
+    from keras.src.backend.common import global_state  # Keras' own list of deferred variables
+
+    key = "uninitialized_variables"
+    before = list(global_state.get_global_attribute(key, None) or [])
+    try:
+        with keras.StatelessScope(initialize_variables=False):
+            yield
+    finally:
+        global_state.set_global_attribute(key, before)
+
+
+def cost(name: str, params_kind: str = "total", **kwargs: Any) -> dict[str, int]:
+    """Parameters (of ``params_kind``, see :func:`param_count`) and MACs at batch 1 of a
+    registered model built with ``kwargs``, counted on a :func:`weightless` build."""
+    from keras_convnets.flops import count_macs
+
+    with weightless():
+        model = build(name, **kwargs)
+        return {"params": param_count(model, params_kind), "macs": int(count_macs(model))}

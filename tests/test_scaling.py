@@ -184,16 +184,13 @@ def test_width_and_depth_grow_params(name):
     spec = registry.get(name)
     shape = input_shape_of(spec)
     extra = reduced_build_args(spec)  # the deepest nets at a quarter depth (helpers.DEEP)
-    base = registry.param_count(kc.build(name, input_shape=shape, **extra), spec.params_kind)
-    kc_clear()
+    base = registry.cost(name, spec.params_kind, input_shape=shape, **extra)["params"]
     for knob in ("width_multiplier", "depth_multiplier"):
         if knob not in spec.knobs:
             continue
         value = float(extra.get(knob, spec.config.get(knob, 1.0))) * 1.5
-        params = registry.param_count(kc.build(name, input_shape=shape, **{**extra, knob: value}),
-                                      spec.params_kind)
+        params = registry.cost(name, spec.params_kind, input_shape=shape, **{**extra, knob: value})["params"]
         assert params > base, f"{name}: {knob}={value} gives {params:,} {spec.params_kind} params, base {base:,}"
-        kc_clear()
 
 
 @pytest.mark.parametrize("name", SCALABLE)
@@ -223,9 +220,3 @@ def test_apply_gives_valid_args(name):
             assert side == spec.default_size
         else:
             assert side % 8 == 0 and side > spec.default_size - 8
-
-
-def kc_clear():
-    import keras
-
-    keras.backend.clear_session()

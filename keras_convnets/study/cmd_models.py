@@ -40,10 +40,11 @@ def rows(names: list[str]):
     for name in names:
         spec = registry.get(name)
         start = time.perf_counter()
-        model = registry.build(name)
-        built = time.perf_counter() - start
-        params = registry.param_count(model, spec.params_kind)
-        macs = count_macs(model)
+        with registry.weightless():  # counting needs no weight values (3-5x faster)
+            model = registry.build(name)
+            built = time.perf_counter() - start
+            params = registry.param_count(model, spec.params_kind)
+            macs = count_macs(model)
         yield {
             "model": name,
             "family": spec.family,

@@ -192,12 +192,16 @@ def run_scale(config, out: str | Path, *, resume: bool = False, overwrite: bool 
     channels, classes = spec.channels, dataset.num_classes
 
     def macs_fn(width, depth, side):
+        from keras_convnets import registry
         from keras_convnets.flops import count_macs
 
-        model = runner.build_registered(config.base, input_shape=(side, side, channels), classes=classes,
-                                        width=width, depth=depth, build_args=config.build_args)
-        # No clear_session here (it costs a second each time); the next trial's release() frees these.
-        return count_macs(model)
+        # Weightless: matching a baseline's MACs builds a dozen candidates, and creating their
+        # variables was most of that cost (registry.weightless). No clear_session here (it costs a
+        # second each time); the next trial's release() frees these.
+        with registry.weightless():
+            model = runner.build_registered(config.base, input_shape=(side, side, channels), classes=classes,
+                                            width=width, depth=depth, build_args=config.build_args)
+            return count_macs(model)
 
     planner = Planner(config, spec, macs_fn, cache_path=out / MACS_CACHE)
     total = 1 + len(grid_points) + (config.phi_max - 1) + len(config.baselines) * config.phi_max
