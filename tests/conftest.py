@@ -11,6 +11,14 @@ import keras  # noqa: E402
 import pytest  # noqa: E402
 
 
+def pytest_collection_modifyitems(items):
+    """The tests marked heavy (a minute or more each, most of them whole studies in subprocesses)
+    run first. pytest-xdist hands tests out in collection order, and these sit in the last files
+    alphabetically: one of them started near the end kept its worker busy for two minutes while
+    the other had nothing left to do."""
+    items.sort(key=lambda item: item.get_closest_marker("heavy") is None)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_keras_state():
     """Each test starts from a clean Keras session and fixed seeds, so layer names and random

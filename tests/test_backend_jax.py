@@ -53,6 +53,7 @@ def test_the_chunks_cover_every_family():
     assert sorted(f for chunk in CHUNKS for f in chunk) == kc.list_families()
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("families", CHUNKS, ids=["-".join(c) for c in CHUNKS])
 def test_one_model_per_family_runs_on_jax(families):
     proc = subprocess.run([sys.executable, "-c", SCRIPT, *families], env=jax_env(), capture_output=True,

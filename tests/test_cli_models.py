@@ -1,4 +1,5 @@
-"""`python -m keras_convnets.study models` end to end, in a subprocess as a user runs it."""
+"""`python -m keras_convnets.study models` end to end, in a subprocess as a user runs it, and its
+errors."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import subprocess
 import sys
 
 from helpers import registry
+from keras_convnets.study.__main__ import main
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
@@ -48,18 +50,20 @@ def test_table_is_the_default():
     assert "385,814,752" in row and "+0.00%" in row and "224x224x3" in row
 
 
-def test_unknown_family_is_a_one_line_error():
-    proc = study("--family", "no_such_family")
-    assert proc.returncode == 2
-    lines = errors(proc.stderr)
+# The error paths in this process (main() is what `python -m` runs; the exit status of a real
+# process is test_study_cli.test_error_exit_status_in_a_real_process): a subprocess here spends
+# ~12 s importing TensorFlow to print one line.
+def test_unknown_family_is_a_one_line_error(capsys):
+    assert main(["models", "--family", "no_such_family"]) == 2
+    captured = capsys.readouterr()
+    lines = errors(captured.err)
     assert len(lines) == 1 and lines[0].startswith("error: Unknown family 'no_such_family'")
     assert "efficientnet" in lines[0]  # names the registered families
-    assert proc.stdout == ""
+    assert captured.out == ""
 
 
-def test_no_match_is_a_one_line_error():
-    proc = study("--family", "efficientnet", "--name", "resnet*")
-    assert proc.returncode == 2
-    assert errors(proc.stderr) == [
+def test_no_match_is_a_one_line_error(capsys):
+    assert main(["models", "--family", "efficientnet", "--name", "resnet*"]) == 2
+    assert errors(capsys.readouterr().err) == [
         "error: no registered model of family 'efficientnet' matches 'resnet*'; "
         "`models` without --name lists them all"]

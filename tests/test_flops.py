@@ -3,10 +3,7 @@ custom layers; three keras.applications targets; the TF-profiler cross-check."""
 
 from __future__ import annotations
 
-import warnings
-
 import keras
-import numpy as np
 import pytest
 from keras import layers
 

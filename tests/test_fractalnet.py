@@ -4,7 +4,6 @@ recount formulas the registry's reference numbers come from. Tiny nets (widths 8
 
 import itertools
 import json
-import os
 import subprocess
 import sys
 import textwrap

@@ -64,6 +64,7 @@ def _rows(d: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.heavy
 def test_scale_end_to_end_and_kill_resume(tmp_path, capsys):
     config = tmp_path / "tiny.toml"
     config.write_text(TINY)

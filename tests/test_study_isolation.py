@@ -30,6 +30,7 @@ def digits():
     return data.load_dataset(**DATA)
 
 
+@pytest.mark.heavy
 def test_each_trial_in_a_fresh_process_same_numbers(digits, tmp_path):
     with TrialRunner(digits, DATA, isolate=True) as trials:
         first = trials.run(task(tmp_path, "a"), more=True)

@@ -13,6 +13,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from helpers import jax_env
 from keras_convnets import data
 
@@ -52,6 +54,7 @@ SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.heavy
 def test_scale_study_on_jax_without_tensorflow(tmp_path):
     npz = tmp_path / "digits.npz"
     data.export_npz("digits", npz)  # here, where TensorFlow is available

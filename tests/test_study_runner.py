@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 
 import keras
-import numpy as np
 import pytest
 
 from keras_convnets import data

@@ -108,6 +108,7 @@ def _search(args, timeout=300, **env):
     return proc
 
 
+@pytest.mark.heavy
 def test_search_report_then_killed_and_resumed(tmp_path):
     """A tiny evolution search writes one row per trial with params and MACs, the trained models
     and the report. Killed (SIGKILL) once its first trial is recorded, then run with --resume:
@@ -148,6 +149,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.heavy
 def test_chief_and_two_workers_run_every_trial_once(tmp_path):
     out = tmp_path / "dist"
     port = str(_free_port())

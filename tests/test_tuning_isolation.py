@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 
 import keras_tuner as kt
+import pytest
 
 import tuning_toy
 from keras_convnets import tuning
@@ -28,6 +29,7 @@ def search(tmp_path, name, *, isolate, crash=False, trials=3):
     return tuner, runner
 
 
+@pytest.mark.heavy
 def test_trials_in_their_own_processes_train_the_same(tmp_path):
     try:
         isolated, runner = search(tmp_path, "isolated", isolate=True, trials=2)
