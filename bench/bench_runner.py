@@ -3,6 +3,7 @@
     python bench/bench_runner.py overhead [--epochs 1] [--eager]   # a 10-trial `study scale`
     python bench/bench_runner.py memory [--trials 20] [--mode isolated|in-process]  # RSS after each
     python bench/bench_runner.py search-memory [--trials 20] [--mode isolated|in-process]
+    python bench/bench_runner.py planning                          # the baselines' MAC matching
 
 ``overhead`` runs a real scaling study (``run_scale``: base, 2 grid points, compound phi = 2,
 width/depth/resolution baselines at phi = 1 and 2 = 10 trials of EfficientNet-B0 on digits) and
@@ -23,7 +24,14 @@ EfficientNet-B0 (widths 0.5-1.0 in steps of 0.02, depth 0.2, 32 px, digits, 256 
 trial), built exactly as the CLI builds it (``cmd_search.open_data``, ``make_hypermodel``,
 ``trial_runner``), the search process's RSS read as each trial is recorded.
 
-Writes bench/results/runner_overhead.csv / runner_memory_<mode>.csv / search_memory_<mode>.csv.
+``planning`` plans the overhead study's six single-dimension baselines (width, depth,
+resolution at phi = 1 and 2, matched to the compound model's MACs: the models the study builds
+only to count) twice in this process, counting on models built with their weights and on
+:func:`keras_convnets.registry.weightless` builds (what the study does), each from an empty
+cache, and checks that both give the same trials.
+
+Writes bench/results/runner_overhead.csv / runner_memory_<mode>.csv / search_memory_<mode>.csv /
+planning.csv.
 """
 
 from __future__ import annotations
@@ -64,6 +72,49 @@ def overhead(args) -> int:
            "runner_s": wall - fit - evaluate, "outside_trials_s": wall - trial, **environment()}
     print_table([{k: row[k] for k in list(row)[:13]}])
     print(f"wrote {write_csv('runner_overhead.csv', [row])}")
+    return 0
+
+
+def planning(args) -> int:
+    import keras
+
+    from keras_convnets import registry
+    from keras_convnets.flops import count_macs
+    from keras_convnets.study import runner
+    from keras_convnets.study.config import StudyConfig
+    from keras_convnets.study.plan import Planner
+
+    config = StudyConfig(name="bench_planning", dataset="digits", grid_size=2, phi_max=2, base=args.model)
+    spec = registry.get(config.base)
+
+    def macs_fn(weightless):
+        def count(width, depth, side):
+            with registry.weightless() if weightless else contextlib.nullcontext():
+                model = runner.build_registered(config.base, input_shape=(side, side, spec.channels), classes=10,
+                                                width=width, depth=depth)
+                return count_macs(model)
+        return count
+
+    rows, plans = [], {}
+    for weightless in (False, True):
+        keras.backend.clear_session()
+        calls = []
+        fn = macs_fn(weightless)
+        planner = Planner(config, spec, lambda w, d, s: calls.append((w, d, s)) or fn(w, d, s))
+        planner.set_best(1.2, 1.1, 1.15)
+        t = time.perf_counter()
+        plans[weightless] = [planner.baseline(m, phi) for m in ("width", "depth", "resolution")
+                             for phi in range(1, config.phi_max + 1)]
+        seconds = time.perf_counter() - t
+        rows.append({"model": config.base, "counting": "weightless" if weightless else "with weights",
+                     "models_counted": len(calls), "seconds": round(seconds, 2),
+                     "s_per_model": round(seconds / max(len(calls), 1), 3), **environment()})
+        print(f"{rows[-1]['counting']}: {len(calls)} models in {seconds:.1f} s", flush=True)
+    assert plans[False] == plans[True], "weightless counting planned different trials"
+    rows[1]["speedup"] = round(rows[0]["seconds"] / rows[1]["seconds"], 2)
+    print_table([{k: r.get(k, "") for k in ("model", "counting", "models_counted", "seconds", "s_per_model",
+                                            "speedup")} for r in rows])
+    print(f"wrote {write_csv('planning.csv', rows)}")
     return 0
 
 
@@ -172,8 +223,11 @@ def main(argv=None) -> int:
     sm.add_argument("--trials", type=int, default=20)
     sm.add_argument("--model", default="efficientnet_b0")
     sm.add_argument("--mode", choices=("isolated", "in-process"), default="isolated")
+    pl = sub.add_parser("planning")
+    pl.add_argument("--model", default="efficientnet_b0")
     args = p.parse_args(argv)
-    return {"overhead": overhead, "memory": memory, "search-memory": search_memory}[args.what](args)
+    return {"overhead": overhead, "memory": memory, "search-memory": search_memory,
+            "planning": planning}[args.what](args)
 
 
 if __name__ == "__main__":
