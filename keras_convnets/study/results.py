@@ -22,6 +22,16 @@ CORE_COLUMNS = (
 )
 
 
+def save_model_atomic(model, path: str | Path) -> None:
+    """``model.save`` (``.keras``) via a temporary file and ``os.replace``: a killed process never
+    leaves half a model where a finished trial's model is expected."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write via a temporary file in the same folder and ``os.replace``: readers see the old file
     or the new one, never half of one, even if the process is killed mid-write."""

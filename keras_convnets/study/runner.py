@@ -33,8 +33,9 @@ import math
 import os
 import platform
 import time
-from pathlib import Path
 from typing import Any
+
+from keras_convnets.study.results import save_model_atomic
 
 __all__ = ["Recipe", "train_trial", "build_registered", "release", "environment", "float32_output",
            "measure_throughput", "set_bn_momentum"]
@@ -249,7 +250,7 @@ def train_trial(build: Any, dataset, recipe: Recipe, *, save_path: str | os.Path
             out["error"] = "evaluation loss is not finite"
             return out
         if save_path is not None:
-            _save_atomic(model, Path(save_path))
+            save_model_atomic(model, save_path)
         out["status"] = "ok"
         return out
     except Exception as e:  # noqa: BLE001 - a broken trial is recorded, the study goes on
@@ -257,13 +258,6 @@ def train_trial(build: Any, dataset, recipe: Recipe, *, save_path: str | os.Path
         return out
     finally:
         keras.mixed_precision.set_global_policy("float32")
-
-
-def _save_atomic(model, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.keras")
-    model.save(tmp)
-    os.replace(tmp, path)
 
 
 def environment() -> dict:

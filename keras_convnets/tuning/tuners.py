@@ -29,6 +29,7 @@ import keras
 import keras_tuner as kt
 from keras_tuner.src.engine import tuner_utils  # keras-tuner's own result conversion
 
+from keras_convnets.study.results import save_model_atomic
 from keras_convnets.tuning.evolution import RegularizedEvolution
 from keras_convnets.tuning.hypermodels import cost
 
@@ -135,7 +136,7 @@ def fit_trial(build: Callable[[], Any], hypermodel, hp, args: tuple, kwargs: dic
     if evaluate is not None and args:
         metrics.update(evaluate(hp, model, args[0]))
     if save_path is not None:
-        _save_atomic(model, Path(save_path))
+        save_model_atomic(model, save_path)
     return metrics
 
 
@@ -312,13 +313,6 @@ class CostAwareMixin:
             self.recorder.record(trial.trial_id, trial.hyperparameters, metrics, status)
         return metrics
 
-
-def _save_atomic(model, path: Path) -> None:
-    """Save via a temporary file and ``os.replace``: a killed process never leaves half a model."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.keras")
-    model.save(tmp)
-    os.replace(tmp, path)
 
 
 class SearchTuner(CostAwareMixin, kt.Tuner):
