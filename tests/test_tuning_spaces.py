@@ -183,3 +183,21 @@ def test_trials_train_under_a_distribution_strategy(toy, tmp_path):
     tuner.search(tuning.digits_data(train_examples=32), epochs=1, verbose=0)
     trial = tuner.oracle.get_trial("0")
     assert trial.status == "COMPLETED" and trial.metrics.get_last_value("macs") > 0
+
+
+@pytest.mark.parametrize("algorithm", tuning.ALGORITHMS)
+def test_seed_zero_repeats_like_any_seed(algorithm, toy, tmp_path):
+    """keras-tuner's Oracle reads seed=0 as "no seed" (a random one each run); make_tuner's seed 0
+    draws the same first trials in every run, whatever Python's random state."""
+    import random
+
+    drawn = []
+    for run, noise in enumerate((1, 2)):
+        random.seed(noise)  # a different global random state each run
+        hm = tuning.FamilyHyperModel([toy], classes=10, resolutions=[16, 24], widths=(0.25, 1.0, 0.25),
+                                     depths=(0.5, 1.0, 0.5))
+        tuner = tuning.make_tuner(algorithm, hm, max_trials=4, seed=0, directory=tmp_path / str(run),
+                                  population_size=2, sample_size=1, max_epochs=3)
+        assert tuner.oracle.seed == 0
+        drawn.append([tuner.oracle.create_trial(f"tuner{i}").hyperparameters.values for i in range(3)])
+    assert drawn[0] == drawn[1]

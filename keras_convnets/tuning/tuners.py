@@ -344,7 +344,7 @@ def make_tuner(algorithm: str, hypermodel, *, objective: str = "val_accuracy", m
         tuner = HyperbandSearchTuner(hypermodel=hypermodel, objective=objective, max_epochs=max(int(max_epochs), 1),
                                      factor=3, hyperband_iterations=None, seed=seed, **common)
         tuner.oracle.max_trials = max_trials
-        return tuner
+        return _seeded(tuner, seed)
     if algorithm == "evolution":
         oracle = RegularizedEvolution(objective=objective, max_trials=max_trials, population_size=population_size,
                                       sample_size=sample_size, seed=seed,
@@ -353,4 +353,12 @@ def make_tuner(algorithm: str, hypermodel, *, objective: str = "val_accuracy", m
         oracle = kt.oracles.RandomSearchOracle(objective=objective, max_trials=max_trials, seed=seed)
     else:
         oracle = kt.oracles.BayesianOptimizationOracle(objective=objective, max_trials=max_trials, seed=seed)
-    return SearchTuner(oracle=oracle, hypermodel=hypermodel, **common)
+    return _seeded(SearchTuner(oracle=oracle, hypermodel=hypermodel, **common), seed)
+
+
+def _seeded(tuner, seed: int | None):
+    """keras-tuner's Oracle takes ``seed=0`` for no seed (``seed or random.randint(1, 10000)``):
+    seed 0 must repeat like any other. A resumed search then restores its saved seed (reload)."""
+    if seed is not None:
+        tuner.oracle.seed = tuner.oracle._seed_state = int(seed)
+    return tuner
