@@ -23,7 +23,6 @@ from __future__ import annotations
 import re
 from typing import Any, NamedTuple, Sequence
 
-import keras
 from keras import layers
 
 from keras_convnets import blocks as common
