@@ -40,7 +40,7 @@ def rows(names: list[str]):
     for name in names:
         spec = registry.get(name)
         start = time.perf_counter()
-        with registry.weightless():  # counting needs no weight values (3-5x faster)
+        with registry.weightless():  # counting needs no weight values; build_s is this build's
             model = registry.build(name)
             built = time.perf_counter() - start
             params = registry.param_count(model, spec.params_kind)

@@ -314,7 +314,6 @@ class CostAwareMixin:
         return metrics
 
 
-
 class SearchTuner(CostAwareMixin, kt.Tuner):
     """A keras-tuner Tuner with any oracle (e.g. :class:`RegularizedEvolution`)."""
 
