@@ -205,13 +205,14 @@ def weightless() -> Iterator[None]:
     for counting (params, MACs, a study's MAC matching), not for calling or saving.
 
     About half of building a large model is creating and initialising its variables (AmoebaNet-A
-    at 331 px: 1,741 TensorFlow variables, 11 of 21 s under the profiler). Inside a ``keras.StatelessScope`` Keras
-    defers each variable's initializer; with ``initialize_variables=False`` nothing initialises
-    them on the way out, so a count-only build is 2.5-4x faster (measured 2026-12, build + count:
-    EfficientNet-B7 7.6 -> 2.1 s, NASNet-A Large 12.3 -> 2.9 s, ResNet-1001 30 -> 12 s). Keras keeps the deferred variables in a global list,
-    which the next StatelessScope to close outside any other (every symbolic call of a layer on
-    the TensorFlow backend) would initialise: the list is put back as it was, so the variables of
-    a model built here are never initialised and are freed with the model.
+    at 331 px: 1,741 TensorFlow variables, 11 of 21 s under the profiler). Inside a
+    ``keras.StatelessScope`` Keras defers each variable's initializer; with
+    ``initialize_variables=False`` nothing initialises them on the way out, so a count-only build
+    is 2.5-4x faster (measured 2026-12, build + count: EfficientNet-B7 7.6 -> 2.1 s, NASNet-A
+    Large 12.3 -> 2.9 s, ResNet-1001 30 -> 12 s). Keras keeps the deferred variables in a global
+    list, which the next StatelessScope to close outside any other (every symbolic call of a
+    layer on the TensorFlow backend) would initialise: the list is put back as it was, so the
+    variables of a model built here are never initialised and are freed with the model.
     """
     import keras
     from keras.src.backend.common import global_state  # Keras' own list of deferred variables
