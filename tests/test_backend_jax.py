@@ -1,9 +1,10 @@
 """The builders use keras.layers / keras.ops only, so they run on the JAX backend: in a
 subprocess with KERAS_BACKEND=jax, one model of every family runs a compiled forward pass in
-inference mode and one compiled training step. The families run in three subprocesses of about
-a minute each (measured 2026-12: nas 46 s, googlenet 38, inception 33, efficientnet 31, resnet 15,
-densenet 14, fractalnet 7, alexnet 6, lenet 4), so that pytest-xdist spreads them over the workers
-instead of one 4-minute test holding one worker at the end of the suite."""
+inference mode and one compiled training step, and counts the same on a weightless build. The
+families run in three subprocesses of about a minute each (measured 2026-12: nas 46 s, googlenet
+38, inception 33, efficientnet 31, resnet 15, densenet 14, fractalnet 7, alexnet 6, lenet 4), so
+that pytest-xdist spreads them over the workers instead of one 4-minute test holding one worker at
+the end of the suite."""
 
 import json
 import subprocess
@@ -30,7 +31,10 @@ SCRIPT = textwrap.dedent(
         # The same blocks at a quarter of the depth: the check is that every layer the family
         # uses runs on JAX, and XLA-compiling a 100-layer train step on 2 cores takes minutes.
         shallow = {"depth_multiplier": 0.25} if "depth_multiplier" in spec.knobs else {}
-        model = kc.build(name, input_shape=(side, side, spec.channels), classes=3, **shallow)
+        args = dict(input_shape=(side, side, spec.channels), classes=3, **shallow)
+        model = kc.build(name, **args)
+        # The GPU study's MAC matching counts on weightless builds under JAX.
+        assert kc.cost(name, **args) == {"params": model.count_params(), "macs": kc.count_macs(model)}, name
         x = np.random.default_rng(0).uniform(size=(2, side, side, spec.channels)).astype("float32")
         # Compiled, not eager: an eager JAX forward dispatches op by op (~20 s a family here).
         assert model.predict_on_batch(x).shape == (2, 3)
