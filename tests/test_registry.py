@@ -27,9 +27,14 @@ def test_reference_counts(name):
     exactly where the reference was counted on an implementation, within the paper's rounding
     otherwise. Counted on a weightless build (registry.weightless; that it counts what a real
     build counts is test_weightless_counts_what_a_built_model_counts)."""
+    from keras_convnets.flops import count_macs
+
     spec = registry.get(name)
-    counted = registry.cost(name, spec.params_kind)
-    params, macs = counted["params"], counted["macs"]
+    with registry.weightless():
+        model = kc.build(name)
+        assert model.name == name
+        params = registry.param_count(model, spec.params_kind)
+        macs = count_macs(model)
     assert within(params, spec.ref_params, spec.params_tolerance), (
         f"{name}: {params:,} {spec.params_kind} params, reference {spec.ref_params:,} "
         f"({spec.params_source}, tolerance {spec.params_tolerance})"
@@ -57,9 +62,10 @@ def test_headless_round_trip_and_train_step(name, tmp_path):
     identical after a `.keras` round trip, and one SGD step through the whole body (a 3-way dense
     layer on the features) gives a finite loss. One build per model, since the bodies are where
     models differ: each builder's own top (include_top, classes) is checked on its cheapest model
-    below, and every model's top at the default input by test_reference_counts' exact counts. The steps run eagerly:
-    tracing the backward graph of a 100-layer net costs ~7x the step itself, and the layers' code is
-    the same. The deepest models run at reduced depth (helpers.DEEP)."""
+    below, and every model's top at the default input by test_reference_counts' exact counts.
+    The steps run eagerly: tracing the backward graph of a 100-layer net costs ~7x the step
+    itself, and the layers' code is the same. The deepest models run at reduced depth
+    (helpers.DEEP)."""
     import keras
 
     spec = registry.get(name)
