@@ -79,4 +79,26 @@ def transfer_and_compare(ours, reference, x) -> float:
 
 
 __all__ = ["kc", "registry", "small_input_shape", "DEEP", "reduced_build_args", "jax_env", "random_images",
-           "within", "max_abs_diff", "train_one_step", "transfer_and_compare"]
+           "within", "max_abs_diff", "train_one_step", "transfer_and_compare", "VariablesCreated"]
+
+
+class VariablesCreated(keras.callbacks.Callback):
+    """A callback: the names of the variables created between the start and the end of ``fit``
+    (training.build_training_state's tests)."""
+
+    def __init__(self):
+        super().__init__()
+        self.names = []
+
+    def on_train_begin(self, logs=None):
+        import tensorflow as tf
+
+        def creator(next_creator, **kwargs):
+            self.names.append(kwargs.get("name"))
+            return next_creator(**kwargs)
+
+        self._scope = tf.variable_creator_scope(creator)
+        self._scope.__enter__()
+
+    def on_train_end(self, logs=None):
+        self._scope.__exit__(None, None, None)

@@ -14,6 +14,7 @@ import keras_tuner as kt
 import pytest
 
 import tuning_toy
+from helpers import VariablesCreated
 from keras_convnets import tuning
 from keras_convnets.tuning import spaces
 
@@ -126,6 +127,17 @@ def test_budget_and_costs_in_every_trial(toy, tmp_path):
             reloaded = keras.saving.load_model(tmp_path / "trials" / f"{trial_id}.keras", safe_mode=True)
             assert reloaded.count_params() == metrics["params"]
     assert statuses == {"ok", "over_budget"}
+
+
+def test_a_trials_fit_creates_no_variables(toy):
+    """The hypermodel builds the optimizer's and metrics' state before fit, so TensorFlow traces
+    the first training step once (training.build_training_state)."""
+    hm = tuning.FamilyHyperModel([toy], classes=10, resolutions=[16], widths=(0.5, 0.5, 0.5), tune_training=False)
+    hp = kt.HyperParameters()
+    model = hm.build(hp)
+    counter = VariablesCreated()
+    hm.fit(hp, model, tuning.digits_data(train_examples=32), epochs=1, verbose=0, callbacks=[counter])
+    assert counter.names == []
 
 
 def test_random_genotypes_roundtrip_through_hyperparameters():

@@ -17,6 +17,7 @@ import keras
 import keras_tuner as kt
 
 from keras_convnets import registry
+from keras_convnets.training import build_training_state
 from keras_convnets.tuning import spaces
 from keras_convnets.tuning.datasource import SearchData
 
@@ -75,6 +76,7 @@ class SearchHyperModel(kt.HyperModel):
         return model
 
     def fit(self, hp, model, data=None, *args, **kwargs):
+        build_training_state(model)  # else TF traces the first training step twice (see there)
         if isinstance(data, SearchData):
             splits = data.at(model.input_shape)
             kwargs.setdefault("validation_data", splits.val)
