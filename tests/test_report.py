@@ -89,3 +89,20 @@ def test_pareto_front():
     assert list(pareto_front(df, "cost", "acc")["id"]) == ["a", "c", "e"]
     fast = pareto_front(df, "cost", "acc", maximise_cost=True)  # cost as a benefit (throughput)
     assert list(fast["id"]) == ["e"]
+
+
+def test_learning_curves_from_the_recorded_epochs(tmp_path):
+    """Trials that recorded their validation accuracy per epoch get a learning-curves figure;
+    studies from before it was recorded (no such column) and failed trials get none."""
+    from keras_convnets.report.scale import learning_curves
+
+    old = make_study(tmp_path / "old")
+    assert "Learning curves" not in build_report(old).read_text()
+    store = ResultsStore(tmp_path / "new")
+    store.append({**_row("base", "base", 0, 1e6, 0.6, 0.59), "val_accuracy_by_epoch": "0.2000 0.4500 0.6000"})
+    store.append({**_row("width-phi1", "width", 1, 2e6, 0.0, 0.0, status="failed"), "val_accuracy_by_epoch": ""})
+    (tmp_path / "new" / "study.json").write_text(json.dumps({"kind": "scale", "name": "curves"}))
+    df = pd.read_csv(tmp_path / "new" / "results.csv")
+    assert learning_curves(df) == {"base": ("base", [0.2, 0.45, 0.6])}
+    html = build_report(tmp_path / "new").read_text()
+    assert "Learning curves" in html and 'alt="validation accuracy per epoch"' in html

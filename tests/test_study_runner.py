@@ -6,8 +6,10 @@ from __future__ import annotations
 import math
 
 import keras
+import numpy as np
 import pytest
 
+from helpers import VariablesCreated
 from keras_convnets import data
 from keras_convnets.study import runner
 from keras_convnets.study.results import ResultsStore
@@ -38,6 +40,12 @@ def test_train_trial_reports_metrics_and_saves(digits, tmp_path):
     assert m["epochs_run"] == 2 and m["params"] > 0 and m["macs"] == 7 * 7 * 8 * 27 + 8 * 10
     for k in ("val_accuracy", "test_accuracy", "train_seconds", "images_per_second", "train_images_per_second"):
         assert math.isfinite(m[k]) and m[k] >= 0, k
+    # validation after each epoch, inside fit: its passes are part of fit's time, not of training's
+    curve = [float(v) for v in m["val_accuracy_by_epoch"].split()]
+    assert len(curve) == 2 and curve[-1] == pytest.approx(m["val_accuracy"], abs=1e-4)
+    assert 0 < m["val_seconds"] < m["train_seconds"]
+    images = 2 * (128 // 32) * 32
+    assert m["train_images_per_second"] == pytest.approx(images / (m["train_seconds"] - m["val_seconds"]), rel=0.01)
     reloaded = keras.saving.load_model(tmp_path / "t.keras", safe_mode=True)
     assert reloaded.get_layer("bn").momentum == 0.5
 
@@ -97,3 +105,38 @@ def test_results_store_rows_are_atomic_and_unique(tmp_path):
 def test_environment_names_versions_and_cpu():
     env = runner.environment()
     assert env["versions"]["keras"] and env["cpu"] and env["keras_backend"] == keras.backend.backend()
+
+
+def test_fit_creates_no_variables_so_the_step_is_traced_once(digits):
+    """Keras' TF trainer creates the optimizer's and metrics' variables inside the first traced
+    step, and tf.function then traces that step twice (training.build_training_state). A trial
+    builds them before fit; the control shows Keras still does the other thing."""
+    from keras_convnets.training import build_training_state
+
+    recipe = runner.Recipe(epochs=1, batch_size=32, verbose=0)
+    counter = VariablesCreated()
+    m = runner.train_trial(tiny(), digits, recipe, callbacks=(counter,))
+    assert m["status"] == "ok", m
+    assert counter.names == []
+
+    model = tiny()()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    train = digits.batches("train", 16, 32, channels=3, training=True, seed=0)
+    control = VariablesCreated()
+    model.fit(train, epochs=1, verbose=0, callbacks=[control])
+    assert len(control.names) > len(model.trainable_variables), control.names[:5]
+
+    for outputs in (1, 3):  # one output, and GoogLeNet's three (main + two auxiliary heads)
+        inp = keras.Input((8, 8, 3))
+        feat = keras.layers.GlobalAveragePooling2D()(inp)
+        outs = [keras.layers.Dense(4, activation="softmax", name=f"out{i}")(feat) for i in range(outputs)]
+        model = keras.Model(inp, outs if outputs > 1 else outs[0])
+        model.compile(optimizer="sgd", loss=["sparse_categorical_crossentropy"] * outputs,
+                      metrics=[["accuracy"]] * outputs if outputs > 1 else ["accuracy"])
+        build_training_state(model)
+        assert model.optimizer.built and model._compile_metrics.built and model._compile_loss.built
+        counter = VariablesCreated()
+        y = np.zeros((8,), "int32")
+        model.fit(np.zeros((8, 8, 8, 3), "float32"), [y] * outputs if outputs > 1 else y, epochs=1, verbose=0,
+                  callbacks=[counter])
+        assert counter.names == [], (outputs, counter.names[:5])

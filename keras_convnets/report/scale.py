@@ -3,7 +3,8 @@
 Figures: test accuracy against MACs (log axis) per method with the Pareto front, against
 parameters, against measured inference throughput; the phi = 1 grid of (alpha, beta, gamma)
 coloured by validation accuracy; measured MACs growth of the compound models against the
-predicted (alpha * beta^2 * gamma^2)^phi. Then the verdict -- did compound scaling beat width-,
+predicted (alpha * beta^2 * gamma^2)^phi; every trial's validation accuracy after each epoch
+(learning curves). Then the verdict -- did compound scaling beat width-,
 depth- and resolution-only scaling at equal MACs in this study (:func:`compare_at_equal_macs`)
 -- and the sortable table of every trial.
 """
@@ -17,13 +18,13 @@ import numpy as np
 from markupsafe import Markup
 
 from keras_convnets.report import read_study
-from keras_convnets.report.figures import (METHOD_ORDER, figure_html, new_figure, pareto_front,
-                                           scatter_with_front)
+from keras_convnets.report.figures import (METHOD_MARKERS, METHOD_ORDER, METHOD_PALETTE, figure_html,
+                                           new_figure, pareto_front, scatter_with_front)
 from keras_convnets.report.html import ENV, Section, render_page
 from keras_convnets.report.tables import sortable_table
 from keras_convnets.study.results import atomic_write_text
 
-__all__ = ["build_scale_report", "compare_at_equal_macs", "best_grid_row", "compound_series"]
+__all__ = ["build_scale_report", "compare_at_equal_macs", "best_grid_row", "compound_series", "learning_curves"]
 
 BASELINES = ("width", "depth", "resolution")
 TABLE_COLUMNS = ["trial_id", "method", "phi", "alpha", "beta", "gamma", "width", "depth", "resolution", "params",
@@ -210,6 +211,38 @@ def _fig_macs_growth(series, df, meta):
     return fig
 
 
+def learning_curves(df):
+    """``{trial_id: (method, [validation accuracy after each epoch])}`` of the finished trials that
+    recorded one (``val_accuracy_by_epoch``; studies run before it was recorded have none)."""
+    if "val_accuracy_by_epoch" not in df.columns:
+        return {}
+    curves = {}
+    for _, r in _ok(df).iterrows():
+        text = r["val_accuracy_by_epoch"]
+        if isinstance(text, str) and text.strip():
+            curves[str(r["trial_id"])] = (str(r["method"]), [float(v) for v in text.split()])
+    return curves
+
+
+def _fig_learning_curves(df):
+    curves = learning_curves(df)
+    if not curves:
+        return None
+    fig, ax = new_figure()
+    seen = set()
+    for trial_id, (method, accs) in curves.items():
+        ax.plot(range(1, len(accs) + 1), accs, marker=METHOD_MARKERS.get(method, "o"), markersize=5,
+                color=METHOD_PALETTE.get(method, "#777"), alpha=0.8, label=None if method in seen else method)
+        seen.add(method)
+        ax.annotate(trial_id, (len(accs), accs[-1]), xytext=(4, 0), textcoords="offset points", fontsize=6)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy")
+    ax.set_title("Learning curves (validation accuracy after each epoch)")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.legend(loc="best", fontsize=8)
+    return fig
+
+
 # ----------------------------------------------------------------------------- page
 _COMPARISON = ENV.from_string(
     """<div class="wrap"><table class="sortable" id="comparison">
@@ -314,6 +347,14 @@ def build_scale_report(directory) -> Path:
             "measured MACs of the compound models over the base against the (α·β²·γ²)^φ the rule predicts; they "
             "differ because channels round to multiples of 8, repeats round up and sides round to the study's "
             "multiple."))
+    curves_fig = _fig_learning_curves(df)
+    if curves_fig is not None:
+        sections.append(Section(
+            "Learning curves", Markup('<div class="figs">') + figure_html(curves_fig, "validation accuracy per epoch")
+            + Markup("</div>"),
+            "Validation accuracy after each epoch of every finished trial. A curve still rising at the last "
+            "epoch is a model the study's recipe under-trains; larger models often are, which biases a "
+            "comparison at a fixed number of epochs against them."))
     sections.append(Section("All trials", Markup('<div class="wrap">') + table + Markup("</div>"),
                             "Click a column header to sort. The chosen grid point is bold, failed trials red (with "
                             "the reason)."))

@@ -13,14 +13,17 @@
 :func:`train_trial` takes a built ``keras.Model`` or a zero-argument callable returning one
 (called after the seed and the precision policy are set, so the weights are reproducible and
 mixed precision applies). The resolution and channels come from the model's input shape; the
-data come from :class:`keras_convnets.data.Dataset` (train for fitting, val for selection, test
-evaluated once). It returns a flat dict: ``status`` ("ok" | "failed"), ``error``, ``params``,
-``macs``, ``val_accuracy``, ``val_loss``, ``test_accuracy``, ``test_loss``, ``train_accuracy``,
-``train_loss``, ``epochs_run``, ``train_seconds`` (wall time of ``fit``, graph tracing
-included), ``train_images_per_second``, ``images_per_second`` (inference throughput measured over
-the test pass, at the recipe's batch size, after the validation pass traced the step; with
-``jit``, over compiled calls on one test batch, since XLA compiles again for the last batch),
-``val_seconds``, ``test_seconds``, ``precision``, ``jit``. A loss that goes NaN/inf
+data come from :class:`keras_convnets.data.Dataset` (train for fitting, val for selection:
+evaluated after every epoch inside ``fit``, test evaluated once after it). It returns a flat dict:
+``status`` ("ok" | "failed"), ``error``, ``params``, ``macs``, ``val_accuracy``, ``val_loss`` (the
+last epoch's), ``val_accuracy_by_epoch`` (space-separated), ``test_accuracy``, ``test_loss``,
+``train_accuracy``, ``train_loss``, ``epochs_run``, ``train_seconds`` (wall time of ``fit``: graph
+tracing, building the optimizer's state and the validation passes included),
+``train_images_per_second`` (over fit's time less its validation passes), ``images_per_second``
+(inference throughput measured over the test pass, at the recipe's batch size, the step traced
+by fit's validation; with ``jit``, over compiled calls on one test batch, since XLA compiles
+again for the last batch), ``val_seconds`` (fit's validation passes), ``test_seconds``,
+``precision``, ``jit``. A loss that goes NaN/inf
 stops the trial and returns ``status="failed"`` with the reason; so does any exception raised
 while building or training (the study records it and goes on).
 """
@@ -162,6 +165,23 @@ def _nan_guard():
     return NaNGuard()
 
 
+def _validation_timer():
+    import keras
+
+    class ValidationTimer(keras.callbacks.Callback):
+        """Seconds spent in fit's validation passes."""
+
+        seconds = 0.0
+
+        def on_test_begin(self, logs=None):
+            self._start = time.perf_counter()
+
+        def on_test_end(self, logs=None):
+            self.seconds += time.perf_counter() - self._start
+
+    return ValidationTimer()
+
+
 def set_bn_momentum(model, momentum: float) -> None:
     """Set every BatchNormalization layer's momentum (nested models included)."""
     import keras
@@ -217,11 +237,17 @@ def train_trial(build: Any, dataset, recipe: Recipe, *, save_path: str | os.Path
         steps = train_steps(dataset.sizes["train"], recipe.batch_size) * recipe.epochs
         model.compile(optimizer=_optimizer(recipe, steps), loss="sparse_categorical_crossentropy",
                       metrics=["accuracy"], jit_compile=bool(recipe.jit), run_eagerly=bool(recipe.run_eagerly))
-        guard = _nan_guard()
-        start = time.perf_counter()
-        history = model.fit(train, epochs=recipe.epochs, verbose=recipe.verbose, shuffle=False,
-                            callbacks=[guard, *callbacks])
+        from keras_convnets.training import build_training_state
+
+        guard, val_timer = _nan_guard(), _validation_timer()
+        start = time.perf_counter()  # fit's own work, so the state it would build is timed with it
+        build_training_state(model)  # else TF traces the first training step twice (see there)
+        # Validation after every epoch, inside fit (Keras' validation_data, as a search trial does):
+        # a learning curve per trial, and the inference step is traced once, in fit.
+        history = model.fit(train, validation_data=val, epochs=recipe.epochs, verbose=recipe.verbose,
+                            shuffle=False, callbacks=[guard, val_timer, *callbacks])
         out["train_seconds"] = round(time.perf_counter() - start, 3)
+        out["val_seconds"] = round(val_timer.seconds, 3)
         hist = history.history
         out["epochs_run"] = len(hist.get("loss", []))
         if hist.get("loss"):
@@ -229,18 +255,21 @@ def train_trial(build: Any, dataset, recipe: Recipe, *, save_path: str | os.Path
             out["train_accuracy"] = float(hist.get("accuracy", [float("nan")])[-1])
         seen = train_steps(dataset.sizes["train"], recipe.batch_size) * train_batch_size(
             dataset.sizes["train"], recipe.batch_size) * out["epochs_run"]
-        out["train_images_per_second"] = round(seen / max(out["train_seconds"], 1e-9), 2)
+        # Training throughput: fit's wall time less its validation passes.
+        out["train_images_per_second"] = round(seen / max(out["train_seconds"] - out["val_seconds"], 1e-9), 2)
         if guard.reason:
             out["error"] = guard.reason
             return out
-        # Validation first: it traces the inference step, so the timed test pass measures
+        out["val_loss"] = float(hist["val_loss"][-1])
+        out["val_accuracy"] = float(hist["val_accuracy"][-1])
+        out["val_accuracy_by_epoch"] = " ".join(f"{a:.4f}" for a in hist["val_accuracy"])
+        # The test pass, once: fit's validation traced the inference step, so this times
         # inference throughput (batch = the recipe's, input pipeline included) without tracing.
-        for split, data in (("val", val), ("test", test)):
-            start = time.perf_counter()
-            res = model.evaluate(data, verbose=0, return_dict=True)
-            out[f"{split}_seconds"] = round(time.perf_counter() - start, 3)
-            out[f"{split}_loss"] = float(res["loss"])
-            out[f"{split}_accuracy"] = float(res["accuracy"])
+        start = time.perf_counter()
+        res = model.evaluate(test, verbose=0, return_dict=True)
+        out["test_seconds"] = round(time.perf_counter() - start, 3)
+        out["test_loss"] = float(res["loss"])
+        out["test_accuracy"] = float(res["accuracy"])
         out["images_per_second"] = round(dataset.sizes["test"] / max(out["test_seconds"], 1e-9), 2)
         if recipe.jit:
             # XLA compiles once per input shape, so the test pass's last (partial) batch would
