@@ -4,8 +4,11 @@ failed trial and the next trial still runs."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -69,6 +72,19 @@ def test_a_dead_trial_process_is_a_failed_trial(digits, tmp_path):
     assert not (tmp_path / "dead.keras").exists()
 
 
+def test_a_spare_process_dead_before_its_trial_is_a_failed_trial(digits, tmp_path):
+    """The process started ahead for the next trial died while it waited (killed, out of memory):
+    sending it the task must not end the study; that trial fails with the exit code, the next runs."""
+    with TrialRunner(digits, DATA, isolate=True) as trials:
+        assert trials.run(task(tmp_path, "a"), more=True)["status"] == "ok"
+        spare = trials._spare
+        os.kill(spare.proc.pid, signal.SIGKILL)
+        spare.proc.join(30)
+        dead = trials.run(task(tmp_path, "b"), more=True)
+        assert dead["status"] == "failed" and "exit code -9" in dead["error"], dead
+        assert trials.run(task(tmp_path, "c"), more=False)["status"] == "ok"
+
+
 def test_the_study_works_while_a_trial_trains(digits, tmp_path):
     seen = {}
 
@@ -80,3 +96,41 @@ def test_the_study_works_while_a_trial_trains(digits, tmp_path):
         m = trials.run(task(tmp_path, "m"), more=False, meanwhile=meanwhile)
     assert m["status"] == "ok" and seen == {"child_alive": True, "in_study_process": os.getpid()}
     assert m["trial_pid"] != os.getpid()
+
+
+_SERVER_SCRIPT = """
+import json, os, sys
+from multiprocessing import forkserver
+from keras_convnets.study import isolation
+assert "keras" not in sys.modules
+backend = isolation.keras_backend()
+isolation.start_server()
+pid = forkserver._forkserver._forkserver_pid
+os.kill(pid, 0)  # running, and this process did not wait for its imports
+isolation.stop_server()
+try:
+    os.kill(pid, 0)
+    gone = False
+except ProcessLookupError:
+    gone = True
+print(json.dumps({"backend": backend, "gone": gone, "keras_imported": "keras" in sys.modules}))
+"""
+
+
+@pytest.mark.parametrize("env_backend, file_backend, expected", [
+    (None, None, "tensorflow"), (None, "jax", "jax"), ("torch", "jax", "torch")])
+def test_the_fork_server_starts_early_and_stops_on_errors(tmp_path, env_backend, file_backend, expected):
+    """start_server needs Keras' backend before Keras is imported (KERAS_BACKEND, else keras.json,
+    else TensorFlow, Keras' own rule) and returns at once; stop_server (an error before the first
+    trial) leaves no server behind importing TensorFlow."""
+    env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "KC_TRIAL_START")}
+    env["KERAS_HOME"] = str(tmp_path)
+    if env_backend:
+        env["KERAS_BACKEND"] = env_backend
+    if file_backend:
+        (tmp_path / "keras.json").write_text(json.dumps({"backend": file_backend}))
+    out = subprocess.run([sys.executable, "-c", _SERVER_SCRIPT], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"backend": expected, "gone": True,
+                                                               "keras_imported": False}

@@ -40,14 +40,24 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except StudyError as e:
+        _stop_trial_server()
         print(f"error: {e}", file=sys.stderr)
         return 2
     except ValueError as e:  # the builders' and scaling's argument errors
+        _stop_trial_server()
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        _stop_trial_server()
         print("interrupted: finished trials are kept; rerun with --resume to continue", file=sys.stderr)
         return 130
+
+
+def _stop_trial_server() -> None:
+    """A study that ends in an error may have started its trials' fork server (isolation)."""
+    isolation = sys.modules.get("keras_convnets.study.isolation")
+    if isolation is not None:
+        isolation.stop_server()
 
 
 if __name__ == "__main__":

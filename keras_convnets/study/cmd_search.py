@@ -530,6 +530,10 @@ def trial_context(s: dict):
     return tuning.SearchContext(data, make_hypermodel(s, data.classes), _strategy(s["strategy"]))
 
 
+# What a search's trial process imports beyond a scale trial's (isolation.PRELOAD).
+TRIAL_PRELOAD = ("keras_tuner", "keras_convnets.tuning")
+
+
 def trial_runner(s: dict, data, hypermodel):
     """The search's trials in their own processes (``isolate``, the default), else None."""
     if not s["isolate"]:
@@ -541,7 +545,7 @@ def trial_runner(s: dict, data, hypermodel):
 
     return TrialRunner(tuning.SearchContext(data, hypermodel), isolate=True,
                        setup=functools.partial(trial_context, s), work=tuning.search_task,
-                       preload=("keras_tuner", "keras_convnets.tuning"))
+                       preload=TRIAL_PRELOAD)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -549,8 +553,9 @@ def run(args: argparse.Namespace) -> int:
     out = Path(s["out"])
     role = distributed_role()
     if s["isolate"]:  # before anything is written: models registered here must reach the trials
-        from keras_convnets.study.isolation import user_specs
+        from keras_convnets.study.isolation import start_server, user_specs
 
+        start_server(TRIAL_PRELOAD)  # its imports beside this process's (user_specs' are the first)
         user_specs()
     if role != "worker":  # workers share the chief's DIR; only the chief may create or wipe it
         prepare_out(out, s, args.resume, args.overwrite)

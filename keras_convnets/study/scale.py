@@ -151,6 +151,10 @@ def run_scale(config, out: str | Path, *, resume: bool = False, overwrite: bool 
     out = Path(out)
     settings = config.sections()
     grid_points = plan_grid_points(config)  # impossible coefficients / targets fail here, before any work
+    if config.isolate:
+        from keras_convnets.study.isolation import start_server
+
+        start_server()  # its imports beside this process's (the next line's are the first)
     spec = _check_base(config)
     if config.isolate:  # a model registered in this process must reach the trial processes
         from keras_convnets.study.isolation import user_specs
