@@ -85,6 +85,17 @@ def test_a_spare_process_dead_before_its_trial_is_a_failed_trial(digits, tmp_pat
         assert trials.run(task(tmp_path, "c"), more=False)["status"] == "ok"
 
 
+def test_a_process_that_exits_before_it_starts_says_why(digits, tmp_path):
+    """Exit code 1 before the trial's process is ready is typically a script that runs its study
+    at import time (multiprocessing re-imports it in the process): the error says what to do."""
+    import functools
+
+    with TrialRunner(digits, DATA, isolate=True, prefork=False, setup=functools.partial(sys.exit, 1)) as trials:
+        m = trials.run(task(tmp_path, "x"), more=False)
+    assert m["status"] == "failed" and "exit code 1 before it started" in m["error"], m
+    assert "if __name__ == '__main__':" in m["error"] and "isolate=False" in m["error"]
+
+
 def test_the_study_works_while_a_trial_trains(digits, tmp_path):
     seen = {}
 

@@ -245,6 +245,7 @@ class _Child:
             self.proc.start()
         child_conn.close()
         self.started = time.perf_counter()
+        self.ready = False  # it has made its context (the data) and waits for its task
 
     def stop(self) -> None:
         try:
@@ -338,6 +339,8 @@ class TrialRunner:
             # Read liveness first: whatever a dead child sent before it exited is in the pipe.
             alive = child.proc.is_alive()
             for kind, payload in _messages(child, 0.5 if alive else 0):
+                if kind == "ready":
+                    child.ready = True
                 if kind == "done":
                     return payload
                 if kind == "error":
@@ -346,6 +349,12 @@ class TrialRunner:
                 child.proc.join(1)
                 code = child.proc.exitcode
                 why = {-signal.SIGKILL: " (killed: out of memory?)", -signal.SIGSEGV: " (segmentation fault)"}
+                if code == 1 and not child.ready:
+                    # Typically Python's own start-up check: a process started from a script that
+                    # runs the study at import time (its message is on stderr).
+                    why[1] = (" before it started: a study run from your own script must be under "
+                              "`if __name__ == '__main__':` (multiprocessing re-imports the script in "
+                              "each trial's process), or run its trials in-process (isolate=False)")
                 return {**failed, "error": f"the trial's process died with exit code {code}{why.get(code, '')}"}
 
 
