@@ -40,14 +40,16 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib.util
+import json
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["Dataset", "DataError", "load_dataset", "export_npz", "resize_bilinear", "default_backend",
+__all__ = ["Dataset", "DataError", "load_dataset", "export_npz", "resize_bilinear", "default_backend", "keras_backend",
            "train_steps", "train_batch_size", "IMAGE_EXTENSIONS"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
@@ -64,21 +66,29 @@ class DataError(ValueError):
 
 # ----------------------------------------------------------------------------- backends
 def tensorflow_available() -> bool:
-    import sys
-
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"] is not None
     return importlib.util.find_spec("tensorflow") is not None
 
 
+def keras_backend() -> str:
+    """The backend Keras uses or will use, without importing Keras: its own rule (the
+    ``KERAS_BACKEND`` variable, else ``keras.json``'s ``backend``, else TensorFlow)."""
+    if "keras" in sys.modules:
+        return sys.modules["keras"].backend.backend()
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    try:
+        with open(os.path.join(home, "keras.json")) as f:
+            return str(json.load(f).get("backend", "tensorflow"))
+    except (OSError, ValueError, AttributeError):
+        return "tensorflow"
+
+
 def default_backend() -> str:
     """``"tf"`` (tf.data) when Keras runs on TensorFlow and it imports, else ``"numpy"``."""
-    keras_backend = os.environ.get("KERAS_BACKEND", "tensorflow")
-    if "keras" in __import__("sys").modules:
-        import keras
-
-        keras_backend = keras.backend.backend()
-    return "tf" if keras_backend == "tensorflow" and tensorflow_available() else "numpy"
+    return "tf" if keras_backend() == "tensorflow" and tensorflow_available() else "numpy"
 
 
 def _tf():

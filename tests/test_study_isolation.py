@@ -112,9 +112,10 @@ def test_the_study_works_while_a_trial_trains(digits, tmp_path):
 _SERVER_SCRIPT = """
 import json, os, sys
 from multiprocessing import forkserver
+from keras_convnets.data import keras_backend
 from keras_convnets.study import isolation
 assert "keras" not in sys.modules
-backend = isolation.keras_backend()
+backend = keras_backend()
 isolation.start_server()
 pid = forkserver._forkserver._forkserver_pid
 os.kill(pid, 0)  # running, and this process did not wait for its imports
@@ -131,8 +132,8 @@ print(json.dumps({"backend": backend, "gone": gone, "keras_imported": "keras" in
 @pytest.mark.parametrize("env_backend, file_backend, expected", [
     (None, None, "tensorflow"), (None, "jax", "jax"), ("torch", "jax", "torch")])
 def test_the_fork_server_starts_early_and_stops_on_errors(tmp_path, env_backend, file_backend, expected):
-    """start_server needs Keras' backend before Keras is imported (KERAS_BACKEND, else keras.json,
-    else TensorFlow, Keras' own rule) and returns at once; stop_server (an error before the first
+    """start_server needs Keras' backend before Keras is imported (data.keras_backend: KERAS_BACKEND,
+    else keras.json, else TensorFlow, Keras' own rule) and returns at once; stop_server (an error before the first
     trial) leaves no server behind importing TensorFlow."""
     env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "KC_TRIAL_START")}
     env["KERAS_HOME"] = str(tmp_path)

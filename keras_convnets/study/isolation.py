@@ -34,7 +34,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import json
 import multiprocessing
 import os
 import signal
@@ -42,7 +41,7 @@ import sys
 import time
 from typing import Any, Callable
 
-__all__ = ["TrialRunner", "rss_mb", "peak_rss_mb", "user_specs", "start_server", "stop_server", "keras_backend"]
+__all__ = ["TrialRunner", "rss_mb", "peak_rss_mb", "user_specs", "start_server", "stop_server"]
 
 # Where a child's start is quieter: TensorFlow's C++ start-up banners once per trial are noise.
 _CHILD_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -146,25 +145,12 @@ PRELOAD = ["tensorflow", "keras", "keras_convnets.models", "keras_convnets.data"
            "keras_convnets.flops"]
 
 
-def keras_backend() -> str:
-    """The backend Keras uses or will use, without importing Keras: its own rule (the
-    ``KERAS_BACKEND`` variable, else ``keras.json``'s ``backend``, else TensorFlow)."""
-    if "keras" in sys.modules:
-        return sys.modules["keras"].backend.backend()
-    if os.environ.get("KERAS_BACKEND"):
-        return os.environ["KERAS_BACKEND"]
-    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    try:
-        with open(os.path.join(home, "keras.json")) as f:
-            return str(json.load(f).get("backend", "tensorflow"))
-    except (OSError, ValueError, AttributeError):
-        return "tensorflow"
-
-
 def _context(preload: tuple[str, ...] = ()):
     method = os.environ.get("KC_TRIAL_START", "forkserver")
     ctx = multiprocessing.get_context(method)
     if method == "forkserver":
+        from keras_convnets.data import keras_backend
+
         ctx.set_forkserver_preload([m for m in [*PRELOAD, *preload]
                                     if m != "tensorflow" or keras_backend() == "tensorflow"])
     return ctx
