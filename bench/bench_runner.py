@@ -58,10 +58,19 @@ def overhead(args) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "study"
         t = time.perf_counter()
-        run_scale(config, out, quiet=True, log=lambda s: print(s, flush=True))
+        # Each progress line with the seconds since the start: where the time outside trials goes.
+        run_scale(config, out, quiet=True, log=lambda s: print(f"{time.perf_counter() - t:8.1f}s  {s}", flush=True))
         wall = time.perf_counter() - t
         with open(out / "results.csv", newline="") as f:
             rows = list(csv.DictReader(f))
+    def total(key):
+        return sum(float(r.get(key) or 0) for r in rows)
+
+    # Each trial's phases: prepare (build, count, compile, pipelines), waiting for the trial before
+    # it to be measured (prepared ahead), fit, test pass, save.
+    print_table([{"trial": r["trial_id"], **{k: r.get(k, "") for k in (
+        "prepare_seconds", "handoff_wait_seconds", "train_seconds", "val_seconds", "test_seconds", "save_seconds",
+        "trial_seconds")}} for r in rows])
     # train_seconds: fit, its per-epoch validation passes included (val_seconds); the test pass after
     fit = sum(float(r["train_seconds"]) for r in rows)
     val = sum(float(r["val_seconds"]) for r in rows)
@@ -72,7 +81,8 @@ def overhead(args) -> int:
            "eager": args.eager, "wall_s": wall, "fit_s": fit, "val_in_fit_s": val, "test_s": test, "trial_s": trial,
            "wall_over_fit": wall / fit, "wall_over_training": wall / (fit - val),
            "wall_over_fit_test": wall / (fit + test), "wall_over_trials": wall / trial if trial else float("nan"),
-           "runner_s": wall - fit - test, "outside_trials_s": wall - trial, **environment()}
+           "runner_s": wall - fit - test, "outside_trials_s": wall - trial, "prepare_s": total("prepare_seconds"),
+           "save_s": total("save_seconds"), "handoff_wait_s": total("handoff_wait_seconds"), **environment()}
     print_table([{k: row[k] for k in list(row)[:15]}])
     print(f"wrote {write_csv('runner_overhead.csv', [row])}")
     return 0

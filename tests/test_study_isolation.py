@@ -146,3 +146,38 @@ def test_the_fork_server_starts_early_and_stops_on_errors(tmp_path, env_backend,
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads(out.stdout.strip().splitlines()[-1]) == {"backend": expected, "gone": True,
                                                                "keras_imported": False}
+
+
+@pytest.mark.heavy
+def test_the_next_trial_is_built_while_one_trains_and_trains_after_it(digits, tmp_path):
+    """``meanwhile`` returning the next task: its process builds that model while this trial
+    trains, starts training only once this one is measured (two never train at once), and
+    computes the same numbers as a trial run on its own."""
+    first, second = task(tmp_path, "a", epochs=3), task(tmp_path, "b")
+    with TrialRunner(digits, DATA, isolate=True) as trials:
+        a = trials.run(first, more=True, meanwhile=lambda: second)
+        ahead_pid = trials._spare.proc.pid
+        b = trials.run(second, more=False)
+    alone = TrialRunner(digits, DATA, isolate=True, ahead=False)
+    with alone:
+        c = alone.run(second, more=False, meanwhile=lambda: first)  # ahead=False: nothing prepared
+    assert a["status"] == b["status"] == c["status"] == "ok", (a, b, c)
+    assert b["trial_pid"] == ahead_pid != a["trial_pid"]
+    assert b["prepared_at"] < a["measured_at"] <= b["fit_started_at"]  # built during a, trained after it
+    assert b["handoff_wait_seconds"] > 0 and c["handoff_wait_seconds"] == 0
+    assert alone.children_started == 1
+    for k in ("val_loss", "test_loss", "train_loss", "params", "macs"):
+        assert b[k] == pytest.approx(c[k], rel=1e-6), k
+    assert (tmp_path / "a.keras").exists() and (tmp_path / "b.keras").exists()
+
+
+def test_a_trial_prepared_ahead_but_not_run_next_is_dropped(digits, tmp_path):
+    """The study asks for another trial than the one it announced: the announced one, training
+    since the trial before was measured, is stopped; a fresh process trains the trial asked for."""
+    with TrialRunner(digits, DATA, isolate=True) as trials:
+        trials.run(task(tmp_path, "a"), more=True, meanwhile=lambda: task(tmp_path, "announced", epochs=100))
+        prepared = trials._spare.proc
+        m = trials.run(task(tmp_path, "other"), more=False)
+    assert m["status"] == "ok" and m["trial_pid"] != prepared.pid and not prepared.is_alive()
+    assert trials.children_started == 3
+    assert (tmp_path / "other.keras").exists() and not (tmp_path / "announced.keras").exists()

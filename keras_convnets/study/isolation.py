@@ -91,9 +91,14 @@ def run_task(task: dict, dataset) -> dict:
     def build():
         return runner.build_registered(**build_kwargs)
 
+    handoff = _HANDOFF or _Handoff(None, ahead=False)
     started = time.perf_counter()
-    metrics = runner.train_trial(build, dataset, recipe, save_path=task.get("save_path"))
-    metrics["trial_seconds"] = round(time.perf_counter() - started, 3)
+    metrics = runner.train_trial(build, dataset, recipe, save_path=task.get("save_path"),
+                                 before_fit=handoff.before_fit, measured=handoff.measured)
+    # The trial's own work: waiting for the trial before it to be measured is not part of it.
+    metrics["trial_seconds"] = round(time.perf_counter() - started - handoff.waited, 3)
+    metrics["handoff_wait_seconds"] = round(handoff.waited, 3)
+    metrics.update({k: round(v, 3) for k, v in handoff.times.items()})
     metrics.update(memory_mb=rss_mb(), peak_memory_mb=peak_rss_mb(), trial_pid=os.getpid())
     return metrics
 
@@ -116,9 +121,48 @@ def _register(specs) -> None:
             registry.register(**{f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)})
 
 
+class _Handoff:
+    """A trial process's side of the handoff between consecutive trials.
+
+    A task comes as ``("run", task)``: train now. Or, while the trial before it still trains in
+    its own process, as ``("prepare", task)``: build and compile the model (single-threaded Python,
+    which runs beside the other trial's graph tracing on a second core), say ``prepared``, and
+    wait for ``go``, which the study sends the moment the trial before is measured, so that this
+    one trains while that one saves its model. Two trials never train at once. ``measured`` tells
+    the study this trial has its figures and the next may start."""
+
+    def __init__(self, conn, ahead: bool):
+        self.conn, self.ahead, self.waited = conn, ahead, 0.0
+        self.times: dict[str, float] = {}  # the trial's timeline (Unix time), for the study's rows
+
+    def before_fit(self) -> None:
+        self.times["prepared_at"] = time.time()
+        if self.ahead:
+            self.ahead = False
+            self.conn.send(("prepared", None))
+            started = time.perf_counter()
+            try:
+                go = self.conn.recv()
+            except EOFError:
+                go = None
+            self.waited = time.perf_counter() - started
+            if go != "go":  # the study ended (or dropped this trial) while it waited
+                raise SystemExit(0)
+        self.times["fit_started_at"] = time.time()
+
+    def measured(self) -> None:
+        self.times["measured_at"] = time.time()
+        if self.conn is not None:
+            self.conn.send(("measured", None))
+
+
+_HANDOFF: _Handoff | None = None  # the trial process's, while its task runs
+
+
 def _child_main(conn, setup: Callable[[], Any], work: Callable[[dict, Any], dict], specs=()) -> None:
     """A trial process: make the trials' context (the data), wait for one task, run it, send the
     metrics."""
+    global _HANDOFF
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     if os.getppid() == 1:  # the parent died before PDEATHSIG was armed
@@ -131,11 +175,15 @@ def _child_main(conn, setup: Callable[[], Any], work: Callable[[dict, Any], dict
         return
     conn.send(("ready", None))
     try:
-        task = conn.recv()
+        message = conn.recv()
     except EOFError:  # the parent closed the spare: nothing to do
         return
-    if task is None:
+    if message is None:
         return
+    mode, task = message
+    _HANDOFF = _Handoff(conn, ahead=mode == "prepare")
+    if work is not run_task:  # another work function has no hooks: it waits for its turn whole
+        _HANDOFF.before_fit()
     conn.send(("done", work(task, context)))
 
 
@@ -232,6 +280,24 @@ class _Child:
         child_conn.close()
         self.started = time.perf_counter()
         self.ready = False  # it has made its context (the data) and waits for its task
+        self.task: dict | None = None  # the task it was given
+        self.released = False  # it may train (its task came as "run", or "go" followed "prepare")
+
+    def send(self, message) -> None:
+        try:
+            self.conn.send(message)  # buffered by the pipe while the child is still importing
+        except OSError:  # it died already (BrokenPipeError): waiting for it reports its exit code
+            pass
+
+    def give(self, task: dict, *, ahead: bool) -> None:
+        """Its task: to train now, or (``ahead``) to prepare and train when released."""
+        self.task, self.released = task, not ahead
+        self.send(("prepare" if ahead else "run", task))
+
+    def release(self) -> None:
+        if self.task is not None and not self.released:
+            self.released = True
+            self.send("go")
 
     def stop(self) -> None:
         try:
@@ -260,9 +326,12 @@ class TrialRunner:
     be importable, module-level functions)."""
 
     def __init__(self, dataset=None, dataset_kwargs: dict | None = None, *, isolate: bool = True,
-                 prefork: bool = True, work: Callable[[dict, Any], dict] | None = None,
+                 prefork: bool = True, ahead: bool = True, work: Callable[[dict, Any], dict] | None = None,
                  setup: Callable[[], Any] | None = None, preload: tuple[str, ...] = ()):
         self.context, self.isolate, self.prefork = dataset, bool(isolate), bool(prefork)
+        # Prepare the next trial while this one trains (see _Handoff): on a CPU only, where both
+        # processes hold nothing but memory; on an accelerator each would hold the device.
+        self.ahead = self.isolate and self.prefork and bool(ahead)
         self.work = work or run_task
         if setup is None:
             setup = functools.partial(load_data, {**(dataset_kwargs or {}), "backend": dataset.backend})
@@ -287,10 +356,13 @@ class TrialRunner:
         self.children_started += 1
         return _Child(self._ctx, self._args)
 
-    def run(self, task: dict, *, more: bool = True, meanwhile: Callable[[], Any] | None = None) -> dict:
+    def run(self, task: dict, *, more: bool = True, meanwhile: Callable[[], dict | None] | None = None) -> dict:
         """Run one trial and return its metrics; ``more`` = another trial follows (start its
         process now). ``meanwhile()`` is called in this process while the trial trains in its
-        own (the study plans its next trial there); in-process it is called before the trial."""
+        own (the study plans its next trial there); in-process it is called before the trial. If
+        it returns a task, that is the next trial's, and the next ``run`` must be given it: its
+        process builds it now and starts training it as soon as this trial is measured, while
+        this one saves its model (``ahead``; the default ``work`` only)."""
         from keras_convnets.study import runner
 
         if not self.isolate:
@@ -299,17 +371,20 @@ class TrialRunner:
             runner.release()  # the previous trial's models (and any ``meanwhile`` built)
             return self.work(task, self.context)
         runner.release()  # models this process built since the last trial (e.g. to match MACs)
-        child = self.current = self._spare or self._start()
-        self._spare = None
+        child, self._spare = self._spare, None
+        if child is not None and child.task is not None and child.task != task:
+            child.stop()  # prepared for another trial than this one
+            child = None
+        child = self.current = child or self._start()
         try:
-            try:
-                child.conn.send(task)  # buffered by the pipe while the child is still importing
-            except OSError:  # it died already (BrokenPipeError): _wait reports its error or exit code
-                pass
+            if child.task is None:
+                child.give(task, ahead=False)
+            child.release()  # given ahead: normally released when the trial before was measured
             if self.prefork and more:
                 self._spare = self._start()
-            if meanwhile is not None:
-                meanwhile()
+            upcoming = meanwhile() if meanwhile is not None else None
+            if upcoming is not None and self.ahead and self._spare is not None:
+                self._spare.give(upcoming, ahead=True)
             return self._wait(child, task)
         except BaseException:
             self.close()
@@ -327,6 +402,8 @@ class TrialRunner:
             for kind, payload in _messages(child, 0.5 if alive else 0):
                 if kind == "ready":
                     child.ready = True
+                if kind in ("measured", "done") and self._spare is not None:
+                    self._spare.release()  # the next trial trains while this one saves
                 if kind == "done":
                     return payload
                 if kind == "error":

@@ -23,7 +23,8 @@ tracing, building the optimizer's state and the validation passes included),
 (inference throughput measured over the test pass, at the recipe's batch size, the step traced
 by fit's validation; with ``jit``, over compiled calls on one test batch, since XLA compiles
 again for the last batch), ``val_seconds`` (fit's validation passes), ``test_seconds``,
-``precision``, ``jit``. A loss that goes NaN/inf
+``prepare_seconds`` (building the model, counting it, compiling, making its data pipelines),
+``save_seconds`` (writing the ``.keras`` file), ``precision``, ``jit``. A loss that goes NaN/inf
 stops the trial and returns ``status="failed"`` with the reason; so does any exception raised
 while building or training (the study records it and goes on).
 """
@@ -36,7 +37,7 @@ import math
 import os
 import platform
 import time
-from typing import Any
+from typing import Any, Callable
 
 from keras_convnets.study.results import save_model_atomic
 
@@ -209,14 +210,22 @@ def measure_throughput(model, dataset, batch_size: int, *, min_seconds: float = 
 
 
 def train_trial(build: Any, dataset, recipe: Recipe, *, save_path: str | os.PathLike | None = None,
-                callbacks: tuple = (), count_cost: bool = True) -> dict:
+                callbacks: tuple = (), count_cost: bool = True, before_fit: Callable[[], Any] | None = None,
+                measured: Callable[[], Any] | None = None) -> dict:
     """Fit on ``dataset``'s train split, evaluate on val and test, time it; see the module
-    docstring for the returned keys. ``save_path`` (``.keras``) keeps the trained model."""
+    docstring for the returned keys. ``save_path`` (``.keras``) keeps the trained model.
+
+    ``before_fit()`` is called once the model is built and compiled and its data pipelines made,
+    just before training starts; ``measured()`` once every figure is measured, before the model is
+    saved. A trial process uses them to hand the machine over to the next trial: that one is
+    built while this one trains, and starts training while this one saves (study/isolation.py).
+    Neither is called when the trial fails before reaching it."""
     import keras
 
     out: dict[str, Any] = {"status": "failed", "error": "", "precision": recipe.precision, "jit": recipe.jit}
     keras.utils.set_random_seed(recipe.seed)
     keras.mixed_precision.set_global_policy(recipe.precision)
+    prepare_start = time.perf_counter()
     try:
         model = build() if callable(build) and not isinstance(build, keras.Model) else build
         if recipe.precision != "float32":
@@ -240,6 +249,9 @@ def train_trial(build: Any, dataset, recipe: Recipe, *, save_path: str | os.Path
         from keras_convnets.training import build_training_state
 
         guard, val_timer = _nan_guard(), _validation_timer()
+        out["prepare_seconds"] = round(time.perf_counter() - prepare_start, 3)
+        if before_fit is not None:
+            before_fit()
         start = time.perf_counter()  # fit's own work, so the state it would build is timed with it
         build_training_state(model)  # else TF traces the first training step twice (see there)
         # Validation after every epoch, inside fit (Keras' validation_data, as a search trial does):
@@ -278,8 +290,12 @@ def train_trial(build: Any, dataset, recipe: Recipe, *, save_path: str | os.Path
         if not all(math.isfinite(out[k]) for k in ("val_loss", "test_loss")):
             out["error"] = "evaluation loss is not finite"
             return out
+        if measured is not None:
+            measured()
         if save_path is not None:
+            start = time.perf_counter()
             save_model_atomic(model, save_path)
+            out["save_seconds"] = round(time.perf_counter() - start, 3)
         out["status"] = "ok"
         return out
     except Exception as e:  # noqa: BLE001 - a broken trial is recorded, the study goes on

@@ -214,7 +214,8 @@ def run_scale(config, out: str | Path, *, resume: bool = False, overwrite: bool 
     log(f"study {config.name!r}: {total} trials of {config.base} on {dataset.name} "
         f"(train {dataset.sizes['train']}, val {dataset.sizes['val']}, test {dataset.sizes['test']}) -> {out}"
         f"{'' if config.isolate else ' (trials in this process)'}")
-    trials = TrialRunner(dataset, dataset_kwargs, isolate=config.isolate)
+    # The next trial is built while one trains on a CPU; on an accelerator it would hold the device.
+    trials = TrialRunner(dataset, dataset_kwargs, isolate=config.isolate, ahead=not meta["environment"]["accelerators"])
     try:
         return _run_trials(config, out, log, store, done_rows, progress, planner, trials, total, meta, save_meta,
                            channels, classes, grid_points, recipe)
@@ -230,18 +231,31 @@ def _run_trials(config, out, log, store, done_rows, progress, planner, trials, t
 
     base_macs: dict[str, int] = {}
 
-    def plan_quietly(make_trial) -> None:
-        """Plan a later trial now (its MACs are memoised); a failure is recorded when it is run."""
+    def task_for(trial) -> dict:
+        """What a trial process needs to train ``trial`` and keep its model."""
+        return {"build": dict(name=config.base, input_shape=(trial.resolution, trial.resolution, channels),
+                              classes=classes, width=trial.width, depth=trial.depth,
+                              build_args=config.build_args, precision=config.precision),
+                "recipe": recipe.to_dict(), "save_path": str(out / TRIALS_DIR / f"{trial.trial_id}.keras")}
+
+    def plan_ahead(make_trial) -> dict | None:
+        """Plan a later trial now (its MACs are memoised) and return its task, which its process
+        prepares while this trial trains; a failure is recorded when it is run."""
         try:
-            make_trial()
+            return task_for(make_trial())
         except Exception:  # noqa: BLE001 - planned again, and recorded, in its turn
-            pass
+            return None
+
+    def pending(queue):
+        """The first trial of ``queue`` (id, make_trial) not yet in results.csv, or None."""
+        return next((mk for tid, mk in queue if tid not in done_rows), None)
 
     def run(trial_id: str, make_trial, extra=None, plan_next=None):
         """Train the trial ``make_trial()`` unless ``trial_id`` is already in results.csv (then it
         is not even planned: planning a baseline builds models to match MACs). ``plan_next``
-        plans the following trial while this one trains in its own process: matching a depth
-        baseline's MACs builds a dozen deep models, over a minute on 2 cores."""
+        plans the following trial while this one trains in its own process (matching a depth
+        baseline's MACs builds a dozen deep models, over a minute on 2 cores), and that trial's
+        process builds its model then (isolation.TrialRunner.run)."""
         if trial_id in done_rows:
             progress.skip(trial_id)
             return done_rows[trial_id]
@@ -258,14 +272,10 @@ def _run_trials(config, out, log, store, done_rows, progress, planner, trials, t
         t0 = progress.begin(trial.trial_id, f"width {trial.width:.3f}, depth {trial.depth:.3f}, "
                                             f"{trial.resolution}px")
         weights = Path(TRIALS_DIR) / f"{trial.trial_id}.keras"
-        task = {"build": dict(name=config.base, input_shape=(trial.resolution, trial.resolution, channels),
-                              classes=classes, width=trial.width, depth=trial.depth,
-                              build_args=config.build_args, precision=config.precision),
-                "recipe": recipe.to_dict(), "save_path": str(out / weights)}
         # Every trial ends in done_rows (resumed, finished or failed): another follows this one
         # unless it is the last, and then no spare process is started.
-        metrics = trials.run(task, more=len(done_rows) + 1 < total,
-                             meanwhile=(lambda: plan_quietly(plan_next)) if plan_next is not None else None)
+        metrics = trials.run(task_for(trial), more=len(done_rows) + 1 < total,
+                             meanwhile=(lambda: plan_ahead(plan_next)) if plan_next is not None else None)
         # memory_mb: the trial's process at its end (flat across trials when nothing leaks);
         # study_memory_mb: the study's own process.
         metrics["study_memory_mb"] = rss_mb()
@@ -287,13 +297,15 @@ def _run_trials(config, out, log, store, done_rows, progress, planner, trials, t
         progress.end(t0, summary)
         return done_rows[trial.trial_id]
 
-    base_row = run("base", planner.base)
+    # The grid's points do not depend on any result: each is prepared while the trial before trains.
+    grid = [(t.trial_id, lambda t=t: t) for t in planner.grid()]
+    base_row = run("base", planner.base, plan_next=pending(grid))
     if base_row.get("macs"):
         base_macs["macs"] = int(float(base_row["macs"]))
     else:
         base_macs["macs"] = planner.macs()
 
-    grid_rows = [run(t.trial_id, lambda t=t: t) for t in planner.grid()]
+    grid_rows = [run(tid, make_trial, plan_next=pending(grid[i + 1:])) for i, (tid, make_trial) in enumerate(grid)]
     ok = [r for r in grid_rows if r.get("status") == "ok"]
     if not ok:
         meta["status"] = "finished"
@@ -319,8 +331,7 @@ def _run_trials(config, out, log, store, done_rows, progress, planner, trials, t
         for method in config.baselines:
             later.append((f"{method}-phi{phi}", lambda method=method, phi=phi: planner.baseline(method, phi)))
     for i, (trial_id, make_trial) in enumerate(later):
-        upcoming = next((mk for tid, mk in later[i + 1:] if tid not in done_rows), None)
-        run(trial_id, make_trial, plan_next=upcoming)
+        run(trial_id, make_trial, plan_next=pending(later[i + 1:]))
     meta["status"] = "finished"
     meta["finished_at"] = _now()
     save_meta()
