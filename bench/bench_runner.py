@@ -1,6 +1,6 @@
 """The study runner's own cost, and memory across trials.
 
-    python bench/bench_runner.py overhead [--epochs 1] [--eager]   # a 10-trial `study scale`
+    python bench/bench_runner.py overhead [--epochs 1] [--eager] [--csv NAME]   # a 10-trial `study scale`
     python bench/bench_runner.py memory [--trials 20] [--mode isolated|in-process]  # RSS after each
     python bench/bench_runner.py search-memory [--trials 20] [--mode isolated|in-process]
     python bench/bench_runner.py planning                          # the baselines' MAC matching
@@ -10,8 +10,11 @@ width/depth/resolution baselines at phi = 1 and 2 = 10 trials of EfficientNet-B0
 compares its wall time with the sum of its trials' ``fit`` times (``train_seconds``: Keras' fit,
 its per-epoch validation passes included), with that sum less the validation passes (training
 alone), with fit + the test pass, and with the sum of the trial processes' whole tasks
-(``trial_seconds``: build, MACs, compile, fit, test, save). What is left is the runner: data
-loading, the baselines' MACs matching not hidden behind a running trial, process starts, the report.
+(``trial_seconds``: build, MACs, compile, fit, test, save; a trial prepared ahead does not count
+its wait for the trial before). What is left is the runner: data loading, the baselines' MACs
+matching not hidden behind a running trial, process starts, the report. It also prints each
+trial's phases (prepare, wait, fit, test, save). ``KC_TRIAL_AHEAD=0`` runs the same study with
+each trial built only when the one before has ended (the runner before the handoff).
 
 ``memory`` trains ``--trials`` trials one after another exactly as the study does
 (``isolation.TrialRunner``: ``--mode isolated``, each trial in its own process, the default; or
@@ -40,6 +43,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import os
 import sys
 import tempfile
 import time
@@ -77,14 +81,15 @@ def overhead(args) -> int:
     test = sum(float(r["test_seconds"]) for r in rows)
     # trial_seconds: the trial process's whole task (build, MACs, compile, fit, test, save)
     trial = sum(float(r.get("trial_seconds") or 0) for r in rows)
+    # ahead: the next trial built while one trains (the default on a CPU; KC_TRIAL_AHEAD=0 turns it off)
     row = {"trials": len(rows), "ok": sum(r["status"] == "ok" for r in rows), "epochs": args.epochs,
-           "eager": args.eager, "wall_s": wall, "fit_s": fit, "val_in_fit_s": val, "test_s": test, "trial_s": trial,
+           "eager": args.eager, "ahead": os.environ.get("KC_TRIAL_AHEAD", "1") != "0", "wall_s": wall, "fit_s": fit, "val_in_fit_s": val, "test_s": test, "trial_s": trial,
            "wall_over_fit": wall / fit, "wall_over_training": wall / (fit - val),
            "wall_over_fit_test": wall / (fit + test), "wall_over_trials": wall / trial if trial else float("nan"),
            "runner_s": wall - fit - test, "outside_trials_s": wall - trial, "prepare_s": total("prepare_seconds"),
            "save_s": total("save_seconds"), "handoff_wait_s": total("handoff_wait_seconds"), **environment()}
-    print_table([{k: row[k] for k in list(row)[:15]}])
-    print(f"wrote {write_csv('runner_overhead.csv', [row])}")
+    print_table([{k: row[k] for k in list(row)[:16]}])
+    print(f"wrote {write_csv(args.csv, [row])}")
     return 0
 
 
@@ -226,6 +231,7 @@ def main(argv=None) -> int:
     o = sub.add_parser("overhead")
     o.add_argument("--epochs", type=int, default=1)
     o.add_argument("--eager", action="store_true", help="run_eagerly trials (no graph tracing)")
+    o.add_argument("--csv", default="runner_overhead.csv", help="file name under bench/results/")
     m = sub.add_parser("memory")
     m.add_argument("--trials", type=int, default=20)
     m.add_argument("--model", default="efficientnet_b0")

@@ -13,7 +13,10 @@ a clean runtime (``KC_TRIAL_START=spawn`` starts each from scratch instead: ~10 
 trial). The child loads the dataset itself (same arguments, same seed, so the same examples),
 builds the model, trains it with :func:`runner.train_trial`, saves the trained model and sends
 back the metrics; the parent writes the row. One spare child is started ahead ("prefork") so
-that its data loading overlaps the running trial. Same numbers as in one process: the tests
+that its data loading overlaps the running trial. Where the study knows its next trial (it
+returns it from ``meanwhile``), the spare also builds and compiles that model while the current
+trial trains, and starts training the moment the current one is measured, while that one saves
+its model (:class:`_Handoff`; on a CPU only: ``ahead``). Same numbers as in one process: the tests
 compare the losses of an isolated and an in-process study. ``study search`` uses the same
 runner with its own ``work`` (``keras_convnets.tuning.search_task``: keras-tuner's build, fit
 and checkpoint of one trial) and ``setup`` (its data and hypermodel); the oracle stays in the
@@ -331,7 +334,9 @@ class TrialRunner:
         self.context, self.isolate, self.prefork = dataset, bool(isolate), bool(prefork)
         # Prepare the next trial while this one trains (see _Handoff): on a CPU only, where both
         # processes hold nothing but memory; on an accelerator each would hold the device.
-        self.ahead = self.isolate and self.prefork and bool(ahead)
+        # KC_TRIAL_AHEAD=0 switches it off (the runner-overhead bench's comparison).
+        self.ahead = (self.isolate and self.prefork and bool(ahead)
+                      and os.environ.get("KC_TRIAL_AHEAD", "1") != "0")
         self.work = work or run_task
         if setup is None:
             setup = functools.partial(load_data, {**(dataset_kwargs or {}), "backend": dataset.backend})
