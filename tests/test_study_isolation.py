@@ -165,10 +165,20 @@ def test_the_next_trial_is_built_while_one_trains_and_trains_after_it(digits, tm
     assert b["trial_pid"] == ahead_pid != a["trial_pid"]
     assert b["prepared_at"] < a["measured_at"] <= b["fit_started_at"]  # built during a, trained after it
     assert b["handoff_wait_seconds"] > 0 and c["handoff_wait_seconds"] == 0
+    assert (a["prepared_ahead"], b["prepared_ahead"], c["prepared_ahead"]) == (False, True, False)
     assert alone.children_started == 1
     for k in ("val_loss", "test_loss", "train_loss", "params", "macs"):
         assert b[k] == pytest.approx(c[k], rel=1e-6), k
     assert (tmp_path / "a.keras").exists() and (tmp_path / "b.keras").exists()
+
+
+def test_no_trial_is_prepared_ahead_when_switched_off(digits, monkeypatch):
+    """In-process, without a spare process, or with KC_TRIAL_AHEAD=0, nothing is prepared ahead."""
+    assert TrialRunner(digits, DATA).ahead
+    assert not TrialRunner(digits, DATA, isolate=False).ahead
+    assert not TrialRunner(digits, DATA, prefork=False).ahead
+    monkeypatch.setenv("KC_TRIAL_AHEAD", "0")
+    assert not TrialRunner(digits, DATA).ahead
 
 
 def test_a_trial_prepared_ahead_but_not_run_next_is_dropped(digits, tmp_path):

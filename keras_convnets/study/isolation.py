@@ -100,6 +100,7 @@ def run_task(task: dict, dataset) -> dict:
                                  before_fit=handoff.before_fit, measured=handoff.measured)
     # The trial's own work: waiting for the trial before it to be measured is not part of it.
     metrics["trial_seconds"] = round(time.perf_counter() - started - handoff.waited, 3)
+    metrics["prepared_ahead"] = handoff.ahead  # built while the trial before it trained
     metrics["handoff_wait_seconds"] = round(handoff.waited, 3)
     metrics.update({k: round(v, 3) for k, v in handoff.times.items()})
     metrics.update(memory_mb=rss_mb(), peak_memory_mb=peak_rss_mb(), trial_pid=os.getpid())
@@ -136,12 +137,13 @@ class _Handoff:
 
     def __init__(self, conn, ahead: bool):
         self.conn, self.ahead, self.waited = conn, ahead, 0.0
+        self.must_wait = ahead
         self.times: dict[str, float] = {}  # the trial's timeline (Unix time), for the study's rows
 
     def before_fit(self) -> None:
         self.times["prepared_at"] = time.time()
-        if self.ahead:
-            self.ahead = False
+        if self.must_wait:
+            self.must_wait = False
             self.conn.send(("prepared", None))
             started = time.perf_counter()
             try:
@@ -365,9 +367,10 @@ class TrialRunner:
         """Run one trial and return its metrics; ``more`` = another trial follows (start its
         process now). ``meanwhile()`` is called in this process while the trial trains in its
         own (the study plans its next trial there); in-process it is called before the trial. If
-        it returns a task, that is the next trial's, and the next ``run`` must be given it: its
-        process builds it now and starts training it as soon as this trial is measured, while
-        this one saves its model (``ahead``; the default ``work`` only)."""
+        it returns a task, that is the next trial's, and the next ``run`` is expected to be given
+        it: its process builds it now and starts training it as soon as this trial is measured,
+        while this one saves its model (``ahead``; the default ``work`` only). Given another
+        task, the next ``run`` stops that process and starts a fresh one."""
         from keras_convnets.study import runner
 
         if not self.isolate:
