@@ -130,8 +130,8 @@ class _Handoff:
 
     A task comes as ``("run", task)``: train now. Or, while the trial before it still trains in
     its own process, as ``("prepare", task)``: build and compile the model (single-threaded Python,
-    which runs beside the other trial's graph tracing on a second core), say ``prepared``, and
-    wait for ``go``, which the study sends the moment the trial before is measured, so that this
+    which runs beside the other trial's graph tracing on a second core), then wait for ``go``,
+    which the study sends the moment the trial before is measured, so that this
     one trains while that one saves its model. Two trials never train at once. ``measured`` tells
     the study this trial has its figures and the next may start."""
 
@@ -144,7 +144,6 @@ class _Handoff:
         self.times["prepared_at"] = time.time()
         if self.must_wait:
             self.must_wait = False
-            self.conn.send(("prepared", None))
             started = time.perf_counter()
             try:
                 go = self.conn.recv()
