@@ -231,12 +231,16 @@ def _run_trials(config, out, log, store, done_rows, progress, planner, trials, t
 
     base_macs: dict[str, int] = {}
 
+    def weights_of(trial) -> Path:
+        """Where the trained model is kept, relative to the study's folder."""
+        return Path(TRIALS_DIR) / f"{trial.trial_id}.keras"
+
     def task_for(trial) -> dict:
         """What a trial process needs to train ``trial`` and keep its model."""
         return {"build": dict(name=config.base, input_shape=(trial.resolution, trial.resolution, channels),
                               classes=classes, width=trial.width, depth=trial.depth,
                               build_args=config.build_args, precision=config.precision),
-                "recipe": recipe.to_dict(), "save_path": str(out / TRIALS_DIR / f"{trial.trial_id}.keras")}
+                "recipe": recipe.to_dict(), "save_path": str(out / weights_of(trial))}
 
     def plan_ahead(make_trial) -> dict | None:
         """Plan a later trial now (its MACs are memoised) and return its task, which its process
@@ -271,7 +275,7 @@ def _run_trials(config, out, log, store, done_rows, progress, planner, trials, t
             return done_rows[trial_id]
         t0 = progress.begin(trial.trial_id, f"width {trial.width:.3f}, depth {trial.depth:.3f}, "
                                             f"{trial.resolution}px")
-        weights = Path(TRIALS_DIR) / f"{trial.trial_id}.keras"
+        weights = weights_of(trial)
         # Every trial ends in done_rows (resumed, finished or failed): another follows this one
         # unless it is the last, and then no spare process is started.
         metrics = trials.run(task_for(trial), more=len(done_rows) + 1 < total,
