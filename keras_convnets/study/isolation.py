@@ -131,19 +131,18 @@ class _Handoff:
     A task comes as ``("run", task)``: train now. Or, while the trial before it still trains in
     its own process, as ``("prepare", task)``: build and compile the model (single-threaded Python,
     which runs beside the other trial's graph tracing on a second core), then wait for ``go``,
-    which the study sends the moment the trial before is measured, so that this
-    one trains while that one saves its model. Two trials never train at once. ``measured`` tells
+    which the study sends the moment the trial before is measured, so that this one trains
+    while that one saves its model. Two trials never train at once. ``measured`` tells
     the study this trial has its figures and the next may start."""
 
     def __init__(self, conn, ahead: bool):
         self.conn, self.ahead, self.waited = conn, ahead, 0.0
-        self.must_wait = ahead
         self.times: dict[str, float] = {}  # the trial's timeline (Unix time), for the study's rows
 
     def before_fit(self) -> None:
+        """Called once a task, when its model is ready to train."""
         self.times["prepared_at"] = time.time()
-        if self.must_wait:
-            self.must_wait = False
+        if self.ahead:
             started = time.perf_counter()
             try:
                 go = self.conn.recv()
